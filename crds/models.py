@@ -1,0 +1,254 @@
+"""The Job custom resource (jobgate.io/v1alpha1): the one schema source.
+
+The API writes these objects, `kubectl apply` users write them by hand, and the operator
+reads them. `crds/jobgate.io_jobs.yaml` is generated from these models by
+`python -m jobgate.crds.generate` (a test fails when the two drift), so a bound changed
+here is a bound changed everywhere.
+
+Field names are camelCase on the wire (Kubernetes convention) and snake_case in Python.
+`runtimeEnv` is the exception: it is Ray's runtime_env document, kept in Ray's own
+vocabulary (`working_dir`, `env_vars`, `pip`, `image_uri`) and with unknown keys preserved.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import re
+from typing import Annotated, Any, Final
+
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP: Final = "jobgate.io"
+VERSION: Final = "v1alpha1"
+KIND: Final = "Job"
+PLURAL: Final = "jobs"
+SINGULAR: Final = "job"
+SHORT_NAMES: Final = ("jgj",)
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+
+# Labels and annotations that jobgate puts on the objects it owns.
+LABEL_SUBMISSION_ID: Final = "jobgate.io/submission-id"
+LABEL_JOB_NAME: Final = "jobgate.io/job-name"
+LABEL_TENANT: Final = "jobgate.io/tenant"
+LABEL_STATE: Final = "jobgate.io/state"
+LABEL_ATTEMPT: Final = "jobgate.io/attempt"
+# Annotations with the exact values of the labels above, which a label cannot always hold
+# (a label value is at most 63 characters of [A-Za-z0-9_.-]).
+ANNOTATION_SUBMISSION_ID: Final = LABEL_SUBMISSION_ID
+ANNOTATION_TENANT: Final = LABEL_TENANT
+# The job's `metadata` map is copied to its pod as annotations under this prefix, so that
+# tools around the cluster (and the dev cluster's fake nodes) can read it; jobgate itself
+# never interprets these values.
+METADATA_ANNOTATION_PREFIX: Final = "metadata.jobgate.io/"
+
+# Bounds from the openYuanrong "Submit Job" reference.
+MIN_CPUS: Final = 0.3
+MAX_CPUS: Final = 16.0
+MIN_MEMORY_BYTES: Final = 134_217_728  # 128 MiB
+MAX_MEMORY_BYTES: Final = 1_125_899_906_842_624  # 1 PiB
+DEFAULT_SCHEDULING_TIMEOUT_MS: Final = 18_000
+
+# Tokens of the X-Pool-Label header that are flags, not node labels: neither the API nor the
+# operator turns them into node affinity.
+POOL_LABEL_FLAGS: Final = frozenset({"unUseAntiOtherLabels"})
+
+# Any submission id either dialect accepts: the seed dialect's `^[a-z0-9-]{1,64}$` and
+# Ray's `raysubmit_<alnum>` style alike. The seed's stricter rule lives in the API.
+SUBMISSION_ID_PATTERN: Final = r"^[A-Za-z0-9_-]{1,64}$"
+# A pool label is a node label key, or `key=value` for "the label equals value".
+POOL_LABEL_PATTERN: Final = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+    r"(=([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?)?$"
+)
+
+
+class JobState(enum.StrEnum):
+    """The seed family's job statuses."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    STOPPED = "STOPPED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES: Final = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.STOPPED})
+
+
+class _CamelModel(BaseModel):
+    """camelCase on the wire, snake_case in Python; unknown fields are an error."""
+
+    model_config = ConfigDict(
+        alias_generator=AliasGenerator(alias=to_camel),
+        populate_by_name=True,
+        extra="forbid",
+    )
+
+
+class RuntimeEnv(BaseModel):
+    """Ray's runtime_env: the known keys are checked, unknown keys are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    working_dir: Annotated[str | None, Field(min_length=1)] = Field(
+        default=None,
+        description="URI of a zip or directory unpacked into the job's working directory: "
+        "http(s)://, file:// (opt-in, see README), or a package uploaded to the API (gcs://...).",
+    )
+    env_vars: dict[str, str] = Field(
+        default_factory=dict, description="Environment variables of the job's process."
+    )
+    pip: list[str] = Field(
+        default_factory=list, description="pip requirements installed before the entrypoint runs."
+    )
+    image_uri: Annotated[str | None, Field(min_length=1)] = Field(
+        default=None, description="Container image of the job; the deployment's default image when absent."
+    )
+
+
+class Resources(_CamelModel):
+    """What the job's pod requests (and is limited to)."""
+
+    cpus: Annotated[float | None, Field(ge=MIN_CPUS, le=MAX_CPUS)] = Field(
+        default=None, description="CPU cores, [0.3, 16]; the deployment's default when absent."
+    )
+    memory: Annotated[int | None, Field(ge=MIN_MEMORY_BYTES, le=MAX_MEMORY_BYTES)] = Field(
+        default=None, description="Memory in bytes, [134217728, 1125899906842624]; default when absent."
+    )
+    gpus: Annotated[float, Field(ge=0)] = Field(default=0, description="GPUs (nvidia.com/gpu); 0 = none.")
+    custom: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description="Custom resources by name (e.g. NPU), mapped to extended resources by the "
+        "operator's configuration; 0 = not needed.",
+    )
+
+
+class JobSpec(_CamelModel):
+    """What the user asked for. Immutable after creation, except `stop`."""
+
+    submission_id: Annotated[str | None, Field(pattern=SUBMISSION_ID_PATTERN)] = Field(
+        default=None, description="The job's id in the HTTP API; the object's name when absent."
+    )
+    entrypoint: Annotated[str, Field(min_length=1)] = Field(
+        description="Shell command run in the working directory."
+    )
+    runtime_env: RuntimeEnv = Field(default_factory=RuntimeEnv)
+    resources: Resources = Field(default_factory=Resources)
+    metadata: dict[str, str] = Field(
+        default_factory=dict, description="User-defined metadata, stored and echoed back."
+    )
+    pool_labels: list[Annotated[str, Field(pattern=POOL_LABEL_PATTERN)]] = Field(
+        default_factory=list,
+        description="Node label keys (or key=value); the pod must land on a node carrying at least "
+        "one of them, earlier ones preferred.",
+    )
+    tenant: Annotated[str | None, Field(min_length=1, max_length=253)] = Field(
+        default=None, description="The tenant that owns the job (the X-Tenant-Id it was submitted with)."
+    )
+    scheduling_timeout_ms: Annotated[int, Field(ge=0)] = Field(
+        default=DEFAULT_SCHEDULING_TIMEOUT_MS,
+        description="How long the pod may stay unscheduled before the job fails; 0 = wait forever.",
+    )
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=1, description="Attempts (pods) in all before a failing job is FAILED."
+    )
+    active_deadline_seconds: Annotated[int | None, Field(ge=1)] = Field(
+        default=None, description="Wall-clock limit from the job's start; the job FAILS past it."
+    )
+    ttl_seconds_after_finished: Annotated[int | None, Field(ge=0)] = Field(
+        default=None, description="The Job is deleted this long after it finished."
+    )
+    stop: bool = Field(
+        default=False, description="Set to true to stop the job (the only field that may change)."
+    )
+
+
+class ConditionStatus(enum.StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class ConditionType(enum.StrEnum):
+    """The condition types the operator writes (a contract: the API reads them)."""
+
+    SCHEDULED = "Scheduled"  # True once the pod is bound to a node
+    FINISHED = "Finished"  # present (True) once the job is terminal
+
+
+class Reason(enum.StrEnum):
+    """Condition reasons, and `status.errorType` of a FAILED or STOPPED job."""
+
+    # Scheduled
+    SCHEDULED = "Scheduled"  # True: the pod is bound to a node
+    PENDING = "Pending"  # False: the pod waits for (or is being considered by) the scheduler
+    UNSCHEDULABLE = "Unschedulable"  # False: the scheduler said no; message is the scheduler's
+    QUOTA_EXCEEDED = "QuotaExceeded"  # False: a ResourceQuota refused the pod; apiserver's message
+    FORBIDDEN = "Forbidden"  # False: the apiserver refused the pod for another reason (403)
+    # Finished
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"  # the entrypoint (or the working_dir fetch) exited non-zero
+    SCHEDULING_TIMEOUT = "SchedulingTimeout"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    STOPPED = "Stopped"
+    EVICTED = "Evicted"
+    POD_LOST = "PodLost"  # the pod disappeared before it finished
+    INVALID_SPEC = "InvalidSpec"  # the spec cannot be run here (e.g. an unknown custom resource)
+
+
+class Condition(_CamelModel):
+    """A Kubernetes condition: `reason` is a CamelCase word a script can match."""
+
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+    last_transition_time: str = Field(json_schema_extra={"format": "date-time"})
+
+
+class JobStatus(_CamelModel):
+    """What the operator observed."""
+
+    state: JobState = JobState.PENDING
+    message: str = ""
+    error_type: str | None = Field(default=None, description="Why the job FAILED or was STOPPED.")
+    start_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    end_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    exit_code: int | None = None
+    pod_name: str | None = None
+    node_name: str | None = None
+    host_ip: str | None = None
+    attempts: int = Field(
+        default=0, ge=0, description="Attempts started so far: the number of the current (or last) attempt."
+    )
+    scheduling_failures: int = Field(default=0, ge=0, description="Times the scheduler rejected the pod.")
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+def job_name_for(submission_id: str) -> str:
+    """The Job object's name for a submission id.
+
+    Seed ids (`[a-z0-9-]`, starting and ending alphanumeric) are valid object names and are
+    used as they are. Other ids (Ray's `raysubmit_AbC…`) are lower-cased with `_` turned to
+    `-`, plus a short hash of the original so that two ids differing only in case or `_`
+    never share a name.
+    """
+    if re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?", submission_id):
+        return submission_id
+    readable = re.sub(r"[^a-z0-9-]", "-", submission_id.lower()).strip("-")[:50] or "job"
+    digest = hashlib.sha256(submission_id.encode()).hexdigest()[:8]
+    return f"{readable}-{digest}"
+
+
+def submission_id_of(job: dict[str, Any]) -> str:
+    """The submission id of a Job object (its spec's, or else its name)."""
+    spec_id = job.get("spec", {}).get("submissionId")
+    return str(spec_id) if spec_id else str(job["metadata"]["name"])
