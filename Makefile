@@ -8,6 +8,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STATE_DIR ?= .state/dev
+# Never put the working directory on sys.path: the folder operator/ must not shadow
+# the standard library's `operator` module (the code is imported as jobgate.operator).
+export PYTHONSAFEPATH := 1
 
 .PHONY: dev stop test lint typecheck crds binaries install clean
 
