@@ -49,6 +49,7 @@ MAX_CPUS: Final = 16.0
 MIN_MEMORY_BYTES: Final = 134_217_728  # 128 MiB
 MAX_MEMORY_BYTES: Final = 1_125_899_906_842_624  # 1 PiB
 DEFAULT_SCHEDULING_TIMEOUT_MS: Final = 18_000
+MAX_ATTEMPTS: Final = 100
 
 # Tokens of the X-Pool-Label header that are flags, not node labels: neither the API nor the
 # operator turns them into node affinity.
@@ -156,7 +157,7 @@ class JobSpec(_CamelModel):
         default=DEFAULT_SCHEDULING_TIMEOUT_MS,
         description="How long the pod may stay unscheduled before the job fails; 0 = wait forever.",
     )
-    max_attempts: Annotated[int, Field(ge=1, le=100)] = Field(
+    max_attempts: Annotated[int, Field(ge=1, le=MAX_ATTEMPTS)] = Field(
         default=1, description="Attempts (pods) in all before a failing job is FAILED."
     )
     active_deadline_seconds: Annotated[int | None, Field(ge=1)] = Field(

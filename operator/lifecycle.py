@@ -1,0 +1,457 @@
+"""What to do next for a job, given the job and what is known of its pod: a pure function.
+
+`decide(job, seen, now=..., config=...)` returns either `CreatePod` (create this pod, then
+call `decide` again with what creating it gave) or `Act`: the status patch, the pod or
+Job to delete, the events to post, and when to look at the job again. The caller does
+the I/O; everything that decides a job's fate is here, where unit tests reach it.
+
+A job's life, one attempt after another (attempt N's pod is always `<job>-N`):
+
+    PENDING  pod created, waiting for the scheduler   Scheduled=False Pending
+             the scheduler cannot place it            Scheduled=False Unschedulable (its message)
+             a ResourceQuota refuses the pod          Scheduled=False QuotaExceeded (apiserver's message),
+                                                      created again with backoff
+             bound to a node, containers starting     Scheduled=True Scheduled
+    RUNNING  the pod runs
+    SUCCEEDED  exit 0                                  Finished=True Succeeded
+    FAILED     non-zero exit, eviction, pod lost: a new attempt while attempts remain, else
+               Finished=True Failed / Evicted / PodLost; also SchedulingTimeout (not scheduled
+               within spec.schedulingTimeoutMs), DeadlineExceeded (spec.activeDeadlineSeconds
+               after the start), InvalidSpec (nothing to run)
+    STOPPED    spec.stop                               Finished=True Stopped
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Any
+
+from jobgate.crds import models
+from jobgate.operator import config as configuration
+from jobgate.operator import errors, jobs, pods, podspec, statuses
+
+Reason = models.Reason
+State = models.JobState
+
+# The scheduler's failure reasons as the Scheduled condition carries them.
+SCHEDULING_FAILURES = frozenset({Reason.UNSCHEDULABLE, Reason.QUOTA_EXCEEDED, Reason.FORBIDDEN})
+# Creating a refused pod again: 1 s, 2 s, 4 s ... at most this long apart.
+MAX_CREATE_BACKOFF = datetime.timedelta(seconds=30)
+
+
+@dataclasses.dataclass(frozen=True)
+class NotLooked:
+    """The pod was not looked at: a change of the Job itself brought us here."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PodGone:
+    """The current attempt's pod does not exist."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PodSeen:
+    """A pod of the job, as the apiserver last showed it.
+
+    `after_failure`: the pod was just created to replace a failed attempt, which this
+    message describes.
+    """
+
+    pod: pods.Pod
+    after_failure: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CreateRefused:
+    """The apiserver refused to create the pod of `attempt` (HTTP `code`, its message)."""
+
+    attempt: int
+    code: int
+    message: str
+    after_failure: str | None = None
+
+
+Observation = NotLooked | PodGone | PodSeen | CreateRefused
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CreatePod:
+    manifest: dict[str, Any]
+    attempt: int
+    after_failure: str | None = None  # passed back in the observation of the result
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Event:
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PodToDelete:
+    """Preconditions when known: never delete a namesake (uid), nor a pod that has changed
+    since it was seen (resource_version), e.g. one that finished meanwhile."""
+
+    name: str
+    uid: str | None = None
+    resource_version: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Act:
+    status: dict[str, Any] | None = None  # JSON merge patch of the Job's status
+    delete_pod: PodToDelete | None = None
+    delete_job: bool = False
+    events: tuple[Event, ...] = ()
+    wake_at: datetime.datetime | None = None  # look at the job again then (and look at its pod)
+
+
+Step = CreatePod | Act
+
+
+def decide(
+    job: jobs.JobView, seen: Observation, *, now: datetime.datetime, config: configuration.Config
+) -> Step:
+    if job.deleting:
+        return Act()  # the garbage collector takes the pod with the Job
+    if job.status.state.terminal:
+        return _after_end(job, seen, now=now)
+    if isinstance(seen, PodSeen) and pods.attempt(seen.pod) < max(job.status.attempts, 1):
+        # An earlier attempt's pod (or one without an attempt): its story is told, it may only go.
+        return Act(delete_pod=_if_alive(seen))
+    new = job.status.model_copy(deep=True)
+    new.observed_generation = job.generation
+    if isinstance(job.spec, errors.SpecError):
+        return _end(job, new, reason=Reason.INVALID_SPEC, message=str(job.spec), now=now)
+    progress = _Progress(job=job, spec=job.spec, new=new, now=now, config=config)
+    return progress.step(seen)
+
+
+@dataclasses.dataclass(kw_only=True)
+class _Progress:
+    """One decision on a job that has not finished; `new` is its status being built."""
+
+    job: jobs.JobView
+    spec: models.JobSpec
+    new: models.JobStatus
+    now: datetime.datetime
+    config: configuration.Config
+    retry_at: datetime.datetime | None = None
+    after_failure: str | None = None
+
+    def step(self, seen: Observation) -> Step:
+        if isinstance(seen, PodSeen | CreateRefused):
+            self.after_failure = seen.after_failure
+        if isinstance(seen, PodSeen) and pods.name(seen.pod) != self.new.pod_name:
+            self._start_attempt(pods.attempt(seen.pod), pod_name=pods.name(seen.pod))
+        if isinstance(seen, CreateRefused) and seen.attempt != self.new.attempts:
+            self._start_attempt(seen.attempt, pod_name=None)
+
+        # What the pod did is a fact: it wins over a stop or a deadline that came later.
+        ended = self._pod_outcome(seen)
+        if ended is not None and ended.reason == Reason.SUCCEEDED:
+            return self._end(
+                ended.reason, ended.message, exit_code=0, end_time=_normalized(ended.finished_at)
+            )
+        if self.spec.stop:
+            return self._end(
+                Reason.STOPPED, "Job was intentionally stopped.", pod_to_delete=self._live_pod(seen)
+            )
+        if self._passed(self._deadline()):
+            message = f"the job was active longer than its deadline of {self.spec.active_deadline_seconds} s"
+            return self._end(Reason.DEADLINE_EXCEEDED, message, pod_to_delete=self._live_pod(seen))
+        if ended is not None:
+            return self._attempt_failed(ended)
+
+        if isinstance(seen, PodSeen):
+            self._observe(seen.pod)
+        elif isinstance(seen, CreateRefused):
+            if seen.code != 403:  # invalid (422) and the like: creating it again cannot help
+                return self._end(Reason.INVALID_SPEC, f"the pod was refused: {seen.message}")
+            self._refused(seen)
+        if self._passed(self._scheduling_deadline()):
+            return self._end(
+                Reason.SCHEDULING_TIMEOUT, self._timeout_message(), pod_to_delete=self._live_pod(seen)
+            )
+        if (isinstance(seen, NotLooked) and self.new.attempts == 0) or (
+            isinstance(seen, PodGone) and self.new.pod_name is None
+        ):
+            return self._create(max(self.new.attempts, 1))
+        return self._act()
+
+    # -- attempts -------------------------------------------------------------------------
+
+    def _start_attempt(self, attempt: int, *, pod_name: str | None) -> None:
+        new, restart = self.new, attempt != self.new.attempts
+        if restart:
+            new.attempts = attempt
+            new.scheduling_failures = 0
+            new.node_name = new.host_ip = new.exit_code = None
+            new.state = State.PENDING
+        # A new attempt waits for the scheduler anew: its scheduling timeout starts now.
+        self._scheduled(False, Reason.PENDING, "waiting for the scheduler", restart=restart)
+        new.pod_name = pod_name
+        new.start_time = new.start_time or statuses.timestamp(self.now)
+        if pod_name:
+            new.message = f"pod {pod_name} is waiting to be scheduled"
+
+    def _create(self, attempt: int) -> Step:
+        try:
+            manifest = podspec.render_pod(
+                job=self.job.ref, spec=self.spec, attempt=attempt, config=self.config
+            )
+        except errors.SpecError as e:
+            return self._end(Reason.INVALID_SPEC, str(e))
+        return CreatePod(manifest=manifest, attempt=attempt, after_failure=self.after_failure)
+
+    def _pod_outcome(self, seen: Observation) -> pods.Outcome | None:
+        if isinstance(seen, PodSeen):
+            return pods.outcome(seen.pod)
+        if isinstance(seen, PodGone) and self.new.pod_name:
+            message = f"pod {self.new.pod_name} disappeared before it finished"
+            return pods.Outcome(reason=Reason.POD_LOST, message=message, exit_code=None, finished_at=None)
+        return None
+
+    def _attempt_failed(self, outcome: pods.Outcome) -> Step:
+        attempts = self.spec.max_attempts
+        message = (
+            outcome.message
+            if attempts == 1
+            else f"{outcome.message} (attempt {self.new.attempts} of {attempts})"
+        )
+        if self.new.attempts < attempts:
+            self.after_failure = message
+            return self._create(self.new.attempts + 1)
+        return self._end(
+            outcome.reason, message, exit_code=outcome.exit_code, end_time=_normalized(outcome.finished_at)
+        )
+
+    # -- the current attempt's progress ---------------------------------------------------
+
+    def _observe(self, pod: pods.Pod) -> None:
+        new, name = self.new, pods.name(pod)
+        if pods.terminating(pod):
+            return  # its end (or deletion) is what comes next
+        if pods.scheduled(pod):
+            new.node_name, new.host_ip = pods.node(pod), pods.host_ip(pod)
+            self._scheduled(True, Reason.SCHEDULED, f"pod {name} was scheduled to node {new.node_name}")
+            running = pods.phase(pod) == "Running"
+            new.state = State.RUNNING if running else State.PENDING
+            new.message = f"pod {name} is {'running' if running else 'starting'} on node {new.node_name}"
+            return
+        why = pods.unschedulable_message(pod)
+        if why is not None:
+            self._scheduling_failed(Reason.UNSCHEDULABLE, why)
+            new.message = f"pod {name} cannot be scheduled yet: {why}"
+
+    def _refused(self, refusal: CreateRefused) -> None:
+        quota = "exceeded quota" in refusal.message
+        self._scheduling_failed(
+            Reason.QUOTA_EXCEEDED if quota else Reason.FORBIDDEN, refusal.message, always=True
+        )
+        self.new.message = f"the pod cannot be created yet: {refusal.message}"
+        failures = max(self.new.scheduling_failures, 1)
+        self.retry_at = self.now + min(
+            datetime.timedelta(seconds=2 ** min(failures - 1, 10)), MAX_CREATE_BACKOFF
+        )
+
+    def _scheduling_failed(self, reason: Reason, message: str, *, always: bool = False) -> None:
+        """Count a failure (each refusal, or each new answer of the scheduler) and record it."""
+        old = statuses.condition(self.new, models.ConditionType.SCHEDULED)
+        if always or old is None or (old.reason, old.message) != (reason, message):
+            self.new.scheduling_failures += 1
+        self._scheduled(False, reason, message)
+
+    def _scheduled(self, true: bool, reason: Reason, message: str, *, restart: bool = False) -> None:
+        statuses.set_condition(
+            self.new,
+            kind=models.ConditionType.SCHEDULED,
+            true=true,
+            reason=reason,
+            message=message,
+            now=self.now,
+            restart=restart,
+        )
+
+    def _live_pod(self, seen: Observation) -> PodToDelete | None:
+        """The current attempt's pod, to delete when the job ends early (None: there is none)."""
+        if isinstance(seen, PodSeen):
+            return _if_alive(seen)
+        if isinstance(seen, PodGone | CreateRefused) or self.new.attempts == 0:
+            return None
+        return PodToDelete(name=podspec.pod_name(self.job.ref.name, self.new.attempts))
+
+    # -- deadlines --------------------------------------------------------------------------
+
+    def _passed(self, deadline: datetime.datetime | None) -> bool:
+        return deadline is not None and self.now >= deadline
+
+    def _deadline(self) -> datetime.datetime | None:
+        if self.spec.active_deadline_seconds is None or self.new.start_time is None:
+            return None
+        return statuses.parse_time(self.new.start_time) + datetime.timedelta(
+            seconds=self.spec.active_deadline_seconds
+        )
+
+    def _scheduling_deadline(self) -> datetime.datetime | None:
+        """When the current attempt's pod must be scheduled by (None: no limit, or scheduled)."""
+        waiting = statuses.condition(self.new, models.ConditionType.SCHEDULED)
+        if (
+            not self.spec.scheduling_timeout_ms
+            or waiting is None
+            or waiting.status == models.ConditionStatus.TRUE
+        ):
+            return None
+        since = statuses.parse_time(waiting.last_transition_time)
+        return since + datetime.timedelta(milliseconds=self.spec.scheduling_timeout_ms)
+
+    def _timeout_message(self) -> str:
+        waiting = statuses.condition(self.new, models.ConditionType.SCHEDULED)
+        latest = (
+            waiting.message
+            if waiting is not None and waiting.reason in SCHEDULING_FAILURES
+            else "the scheduler has not reported on the pod"
+        )
+        return (
+            f"the instance cannot be scheduled within {self.spec.scheduling_timeout_ms} ms. which has been "
+            f"scheduled for {self.new.scheduling_failures} times. The latest failure: {latest}"
+        )
+
+    # -- results ------------------------------------------------------------------------------
+
+    def _act(self) -> Act:
+        wake = [t for t in (self._deadline(), self._scheduling_deadline(), self.retry_at) if t is not None]
+        return _act(
+            self.job,
+            self.new,
+            spec=self.spec,
+            after_failure=self.after_failure,
+            wake_at=min(wake, default=None),
+        )
+
+    def _end(
+        self,
+        reason: Reason,
+        message: str,
+        *,
+        exit_code: int | None = None,
+        end_time: str | None = None,
+        pod_to_delete: PodToDelete | None = None,
+    ) -> Act:
+        return _end(
+            self.job,
+            self.new,
+            reason=reason,
+            message=message,
+            now=self.now,
+            exit_code=exit_code,
+            end_time=end_time,
+            pod_to_delete=pod_to_delete,
+        )
+
+
+def _end(
+    job: jobs.JobView,
+    new: models.JobStatus,
+    *,
+    reason: Reason,
+    message: str,
+    now: datetime.datetime,
+    exit_code: int | None = None,
+    end_time: str | None = None,
+    pod_to_delete: PodToDelete | None = None,
+) -> Act:
+    """Finish the job: its last status, its events, and the TTL's wake-up."""
+    state = {Reason.SUCCEEDED: State.SUCCEEDED, Reason.STOPPED: State.STOPPED}.get(reason, State.FAILED)
+    new.state = state
+    new.message = message
+    new.error_type = None if state == State.SUCCEEDED else reason
+    new.exit_code = exit_code if exit_code is not None else new.exit_code
+    new.end_time = end_time or statuses.timestamp(now)
+    statuses.set_condition(
+        new, kind=models.ConditionType.FINISHED, true=True, reason=reason, message=message, now=now
+    )
+    spec = job.spec if isinstance(job.spec, models.JobSpec) else None
+    act = _act(job, new, spec=spec, after_failure=None, wake_at=_ttl_due(spec, new))
+    return dataclasses.replace(act, delete_pod=pod_to_delete)
+
+
+def _after_end(job: jobs.JobView, seen: Observation, *, now: datetime.datetime) -> Act:
+    """A finished job: a pod still alive goes (a stray attempt), and the TTL is kept."""
+    spec = job.spec if isinstance(job.spec, models.JobSpec) else None
+    stray = _if_alive(seen) if isinstance(seen, PodSeen) else None
+    due = _ttl_due(spec, job.status)
+    if due is not None and now >= due:
+        return Act(delete_pod=stray, delete_job=True)
+    return Act(delete_pod=stray, wake_at=due)
+
+
+def _ttl_due(spec: models.JobSpec | None, status: models.JobStatus) -> datetime.datetime | None:
+    if spec is None or spec.ttl_seconds_after_finished is None or status.end_time is None:
+        return None
+    return statuses.parse_time(status.end_time) + datetime.timedelta(seconds=spec.ttl_seconds_after_finished)
+
+
+def _normalized(moment: str | None) -> str | None:
+    """A pod's time (seconds) in the status's own format, so that all its times look alike."""
+    return statuses.timestamp(statuses.parse_time(moment)) if moment else None
+
+
+def _if_alive(seen: PodSeen) -> PodToDelete | None:
+    pod = seen.pod
+    if pods.finished(pod) or pods.terminating(pod):
+        return None
+    return PodToDelete(name=pods.name(pod), uid=pods.uid(pod), resource_version=pods.resource_version(pod))
+
+
+def _act(
+    job: jobs.JobView,
+    new: models.JobStatus,
+    *,
+    spec: models.JobSpec | None,
+    after_failure: str | None,
+    wake_at: datetime.datetime | None,
+) -> Act:
+    patch = statuses.patch(job.status, new)
+    if patch.keys() <= {"observedGeneration"}:
+        patch = {}  # not worth a write on its own
+    events = _events(
+        job.status, new, max_attempts=spec.max_attempts if spec else 1, after_failure=after_failure
+    )
+    return Act(status=patch or None, events=events, wake_at=wake_at)
+
+
+def _events(
+    old: models.JobStatus, new: models.JobStatus, *, max_attempts: int, after_failure: str | None
+) -> tuple[Event, ...]:
+    """One event per transition worth telling in `kubectl describe`, and no more."""
+    events = []
+    if new.pod_name and new.pod_name != old.pod_name:
+        created = f"created pod {new.pod_name}" + (
+            f" (attempt {new.attempts} of {max_attempts})" if max_attempts > 1 else ""
+        )
+        if after_failure:
+            events.append(Event(type="Warning", reason="Retrying", message=f"{after_failure}; {created}"))
+        else:
+            events.append(Event(type="Normal", reason="Created", message=created))
+    was = statuses.condition(old, models.ConditionType.SCHEDULED)
+    now = statuses.condition(new, models.ConditionType.SCHEDULED)
+    if (
+        now is not None
+        and now.reason in SCHEDULING_FAILURES
+        and (was is None or (was.reason, was.message) != (now.reason, now.message))
+    ):
+        events.append(Event(type="Warning", reason=now.reason, message=now.message))
+    if new.state != old.state and new.state == State.RUNNING:
+        events.append(Event(type="Normal", reason="Running", message=new.message))
+    if new.state.terminal and not old.state.terminal:
+        finished = statuses.condition(new, models.ConditionType.FINISHED)
+        reason = finished.reason if finished else new.state.title()
+        events.append(
+            Event(
+                type="Warning" if new.state == State.FAILED else "Normal", reason=reason, message=new.message
+            )
+        )
+    return tuple(events)

@@ -1,0 +1,207 @@
+"""Job spec -> pod manifest: a pure function, the whole of what a job's pod looks like.
+
+The pod runs the entrypoint through `sh -c` in the working directory, after an init
+container fetched the working_dir (see `workdir`) and after pip installed the requirements.
+It asks for exactly the job's resources (requests = limits, see `resources`), lands on a
+node of one of the job's pools (see `node_affinity`), never restarts, gets no
+service-account token, and is owned by its Job (deleting the Job deletes the pod).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from jobgate.crds import models
+from jobgate.operator import config as configuration
+from jobgate.operator import jobs, resources, workdir
+
+MAIN_CONTAINER: Final = "job"
+FETCH_CONTAINER: Final = "fetch-working-dir"
+WORKSPACE: Final = "/jobgate"  # an emptyDir: the working directory and pip's requirements file
+WORKING_DIR: Final = f"{WORKSPACE}/working_dir"
+_WORKSPACE_VOLUME: Final = "jobgate"
+_SOURCE_VOLUME: Final = "working-dir-source"
+
+# $1 is the entrypoint, $2 the pip requirements (one per line, as in a requirements file, so
+# that options like --index-url work too). Both are data, never spliced into the script.
+RUN_SCRIPT: Final = f"""\
+if [ -n "$2" ]; then
+  printf '%s\\n' "$2" > {WORKSPACE}/requirements.txt
+  python3 -m pip install --no-cache-dir --disable-pip-version-check -r {WORKSPACE}/requirements.txt || exit
+fi
+exec /bin/sh -c "$1"
+"""
+FETCH_SCRIPT: Final = importlib.resources.files(__package__).joinpath("fetch_working_dir.py").read_text()
+
+# Preferred weights of pool labels, first to last; from the tenth label on they all weigh 10.
+_FIRST_WEIGHT: Final = 100
+_WEIGHT_STEP: Final = 10
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+_ANNOTATION_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+_MAX_NAME: Final = 253
+_MAX_LABEL_VALUE: Final = 63
+
+
+def render_pod(
+    *, job: jobs.JobRef, spec: models.JobSpec, attempt: int, config: configuration.Config
+) -> dict[str, Any]:
+    """The pod of a job's attempt (1, 2, ...). Raises `SpecError` when the spec cannot run here."""
+    quantities = resources.quantities(spec.resources, policy=config.resources)
+    source = (
+        workdir.source_for(spec.runtime_env.working_dir, policy=config.working_dir)
+        if spec.runtime_env.working_dir
+        else None
+    )
+    container: dict[str, Any] = {
+        "name": MAIN_CONTAINER,
+        "image": spec.runtime_env.image_uri or config.image,
+        "command": ["/bin/sh", "-c", RUN_SCRIPT, "jobgate", spec.entrypoint, "\n".join(spec.runtime_env.pip)],
+        "env": [{"name": name, "value": value} for name, value in spec.runtime_env.env_vars.items()],
+        "resources": {"requests": quantities, "limits": quantities},
+        "volumeMounts": [{"name": _WORKSPACE_VOLUME, "mountPath": WORKSPACE}],
+    }
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,  # no service env vars mixed into the job's environment
+        "containers": [container],
+        "volumes": [{"name": _WORKSPACE_VOLUME, "emptyDir": {}}],
+    }
+    if source:
+        container["workingDir"] = WORKING_DIR
+        pod_spec["initContainers"] = [_fetch_container(source, quantities=quantities, config=config)]
+        if source.host_path:
+            pod_spec["volumes"].append(
+                {
+                    "name": _SOURCE_VOLUME,
+                    "hostPath": {"path": source.host_path, "type": source.host_path_type},
+                }
+            )
+    if affinity := node_affinity(spec.pool_labels):
+        pod_spec["affinity"] = affinity
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod_name(job.name, attempt),
+            "namespace": job.namespace,
+            "labels": _labels(job=job, spec=spec, attempt=attempt),
+            "annotations": _annotations(job=job, spec=spec),
+            "ownerReferences": [
+                {
+                    "apiVersion": models.API_VERSION,
+                    "kind": models.KIND,
+                    "name": job.name,
+                    "uid": job.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": pod_spec,
+    }
+
+
+def pod_name(job_name: str, attempt: int) -> str:
+    """The pod of an attempt: the same name every time, so that creating it is idempotent.
+
+    `<job>-<attempt>`: the attempt is all digits, so two jobs' pod names never collide.
+    """
+    suffix = f"-{attempt}"
+    if len(job_name) + len(suffix) <= _MAX_NAME:
+        return job_name + suffix
+    return _shortened(job_name, _MAX_NAME - len(suffix)) + suffix
+
+
+def node_affinity(pool_labels: Sequence[str]) -> dict[str, Any] | None:
+    """Required: the node carries at least one pool label; preferred: earlier labels first.
+
+    A label is a node label key ("Exists"), or `key=value` ("In [value]"). Flags such as
+    `unUseAntiOtherLabels` are not labels and are skipped. Preferences are written only
+    when there are several labels to order (weights 100, 90, ..., then 10 for the rest).
+    """
+    labels = [label.strip() for label in pool_labels if label.strip() not in models.POOL_LABEL_FLAGS]
+    requirements = [_requirement(label) for label in dict.fromkeys(labels) if label]
+    if not requirements:
+        return None
+    affinity: dict[str, Any] = {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [requirement]} for requirement in requirements]
+        }
+    }
+    if len(requirements) > 1:
+        affinity["preferredDuringSchedulingIgnoredDuringExecution"] = [
+            {
+                "weight": max(_FIRST_WEIGHT - _WEIGHT_STEP * index, _WEIGHT_STEP),
+                "preference": {"matchExpressions": [requirement]},
+            }
+            for index, requirement in enumerate(requirements)
+        ]
+    return {"nodeAffinity": affinity}
+
+
+def label_value(text: str) -> str:
+    """`text` when it is a valid label value, else a readable prefix plus a hash of it."""
+    if len(text) <= _MAX_LABEL_VALUE and _LABEL_VALUE.fullmatch(text):
+        return text
+    return _shortened(re.sub(r"[^A-Za-z0-9_.-]", "-", text), _MAX_LABEL_VALUE)
+
+
+def _shortened(text: str, limit: int) -> str:
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    readable = text[: limit - len(digest) - 1].strip("-_.")
+    return f"{readable}-{digest}" if readable else digest
+
+
+def _requirement(label: str) -> dict[str, Any]:
+    key, equals, value = label.partition("=")
+    if equals:
+        return {"key": key, "operator": "In", "values": [value]}
+    return {"key": key, "operator": "Exists"}
+
+
+def _labels(*, job: jobs.JobRef, spec: models.JobSpec, attempt: int) -> dict[str, str]:
+    labels = {
+        models.LABEL_JOB_NAME: label_value(job.name),
+        models.LABEL_SUBMISSION_ID: label_value(spec.submission_id or job.name),
+        models.LABEL_ATTEMPT: str(attempt),
+    }
+    if spec.tenant:
+        labels[models.LABEL_TENANT] = label_value(spec.tenant)
+    return labels
+
+
+def _annotations(*, job: jobs.JobRef, spec: models.JobSpec) -> dict[str, str]:
+    annotations = {models.ANNOTATION_SUBMISSION_ID: spec.submission_id or job.name}
+    if spec.tenant:
+        annotations[models.ANNOTATION_TENANT] = spec.tenant
+    # Keys that cannot be an annotation's name are left out (they stay in the Job's spec).
+    annotations.update(
+        {
+            models.METADATA_ANNOTATION_PREFIX + key: value
+            for key, value in spec.metadata.items()
+            if len(key) <= _MAX_LABEL_VALUE and _ANNOTATION_NAME.fullmatch(key)
+        }
+    )
+    return annotations
+
+
+def _fetch_container(
+    source: workdir.Source, *, quantities: Mapping[str, str], config: configuration.Config
+) -> dict[str, Any]:
+    mounts: list[dict[str, Any]] = [{"name": _WORKSPACE_VOLUME, "mountPath": WORKSPACE}]
+    if source.host_path:
+        mounts.append({"name": _SOURCE_VOLUME, "mountPath": workdir.MOUNTED_SOURCE, "readOnly": True})
+    strip = ["--strip-top-dir"] if source.strip_top_dir else []
+    return {
+        "name": FETCH_CONTAINER,
+        "image": config.fetch_image,
+        "command": ["python3", "-c", FETCH_SCRIPT, source.location, WORKING_DIR, *strip],
+        # The same as the job's, so that the init container never raises the pod's request.
+        "resources": {"requests": dict(quantities), "limits": dict(quantities)},
+        "volumeMounts": mounts,
+    }

@@ -1,0 +1,186 @@
+"""Carrying out `lifecycle.decide` for a job: read, decide, write, one job at a time.
+
+Three things bring a job here: an event of the Job, an event of one of its pods, or one of
+its alarms. They only queue the job (`queueing`); a worker then reads the Job and the pods
+concerned afresh, decides, and writes. The status patch carries the resourceVersion the
+decision was taken on, so a decision on a stale Job is never written (it is taken again
+instead). Everything is idempotent, so a restarted operator simply decides again: pod
+names are fixed per attempt, so creating a pod that exists adopts it, and deleting a pod
+that is gone is a no-op.
+
+Finished jobs cost nothing: the watches leave them (and finished pods) out, and only the
+TTLs of finished jobs are picked up again when the operator starts (`resume_ttls`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any, Final
+
+from jobgate.crds import models
+from jobgate.operator import alarms as alarming
+from jobgate.operator import config as configuration
+from jobgate.operator import jobs, kube, lifecycle, pods, podspec, queueing, statuses
+
+logger = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (namespace, name) of a Job
+
+_CONFLICT_RETRIES: Final = 5
+_MAX_ERROR_BACKOFF: Final = 60.0  # seconds between attempts on a job whose handling fails
+
+
+class Reconciler:
+    def __init__(
+        self,
+        *,
+        kube: kube.Kube,
+        config: configuration.Config,
+        alarms: alarming.Alarms[Key],
+        queue: queueing.WorkQueue[Key],
+    ) -> None:
+        self._kube = kube
+        self._config = config
+        self._alarms = alarms
+        self._queue = queue
+        self._errors: dict[Key, int] = {}  # consecutive failures, for the backoff
+
+    # -- what brings a job here (called from kopf's event loop: no blocking) -----------------
+
+    def job_event(self, *, event_type: str | None, job: Mapping[str, Any]) -> None:
+        """A watch event of an unfinished Job (`event_type` None: the listing at start or relist).
+
+        A Job that finishes leaves the watch (see `handlers`) with a DELETED event, as a
+        deleted one does: neither needs anything (an alarm of a deleted Job finds nothing).
+        """
+        meta, spec, status = job["metadata"], job.get("spec") or {}, job.get("status") or {}
+        key: Key = (meta["namespace"], meta["name"])
+        if event_type is None:
+            # After a restart: the pod may have ended, or vanished, while nobody watched.
+            self._queue.add(key, queueing.Trigger(look=bool(status.get("attempts"))))
+        elif event_type == "ADDED" or (event_type == "MODIFIED" and spec.get("stop")):
+            self._queue.add(key, queueing.Trigger())
+        # Other changes are the operator's own status writes: nothing new to act on.
+
+    def pod_event(self, *, event_type: str | None, pod: Mapping[str, Any]) -> None:
+        """A watch event of an unfinished pod; DELETED also means it finished (see `handlers`)."""
+        owner = pods.owner(pod)
+        if owner is not None:
+            # The event's copy may be stale (a DELETED one shows the pod before it finished):
+            # the pod is read afresh when the job's turn comes.
+            key: Key = (pod["metadata"]["namespace"], owner[0])
+            self._queue.add(key, queueing.Trigger(pods=frozenset({pods.name(pod)})))
+
+    def resume_ttls(self) -> None:
+        """At start: queue the finished Jobs that have a TTL, so that their alarms are set again."""
+        while True:
+            try:
+                for job in self._kube.list_finished_jobs(namespaces=self._config.namespaces):
+                    if (job.get("spec") or {}).get("ttlSecondsAfterFinished") is not None:
+                        meta = job["metadata"]
+                        self._queue.add((meta["namespace"], meta["name"]), queueing.Trigger())
+                return
+            except Exception:
+                logger.exception(
+                    "listing the finished jobs failed, trying again in %.0f s", _MAX_ERROR_BACKOFF
+                )
+                time.sleep(_MAX_ERROR_BACKOFF)
+
+    def alarm(self, key: Key) -> None:
+        self._queue.add(key, queueing.Trigger(look=True))
+
+    # -- deciding and doing (in a worker thread) -------------------------------------------------
+
+    def reconcile(self, key: Key, trigger: queueing.Trigger) -> None:
+        """Decide on the job afresh and carry the decision out; on errors, try again later."""
+        try:
+            for _ in range(_CONFLICT_RETRIES):
+                try:
+                    self._reconcile(key, trigger)
+                except kube.StaleJobError:
+                    continue  # the Job changed under us: read it again, decide again
+                break
+            else:
+                raise RuntimeError(f"the Job kept changing during {_CONFLICT_RETRIES} attempts")
+        except Exception:
+            failures = self._errors.get(key, 0) + 1
+            self._errors[key] = failures
+            delay = min(2.0**failures, _MAX_ERROR_BACKOFF)
+            logger.exception("job %s/%s: handling failed, trying again in %.0f s", *key, delay)
+            self._alarms.set(key, time.time() + delay)
+        else:
+            self._errors.pop(key, None)
+
+    def _reconcile(self, key: Key, trigger: queueing.Trigger) -> None:
+        job = self._read_job(key)
+        if job is None:
+            return
+        current = podspec.pod_name(job.ref.name, max(job.status.attempts, 1))
+        names = set(trigger.pods) | ({current} if trigger.look and not job.status.state.terminal else set())
+        if not names:
+            self._carry_out(job, lifecycle.NotLooked())
+            return
+        for name in sorted(names):
+            pod = self._kube.read_pod(job.ref.namespace, name, owner_uid=job.ref.uid)
+            if pod is None and name != current:
+                continue  # an earlier attempt's pod, gone: nothing to tell
+            seen = lifecycle.PodGone() if pod is None else lifecycle.PodSeen(pod=pod)
+            if self._carry_out(job, seen):
+                job = self._read_job(key)  # what was written is the base of the next decision
+                if job is None:
+                    return
+
+    def _read_job(self, key: Key) -> jobs.JobView | None:
+        body = self._kube.read_job(*key)
+        return None if body is None else jobs.parse_job(body)
+
+    def _carry_out(self, job: jobs.JobView, observation: lifecycle.Observation) -> bool:
+        """Decide and act; whether the Job was written."""
+        # Creating a pod leads to one more decision with its result; a chain of these is
+        # bounded by the attempts (adopting an existing pod that failed starts the next one).
+        for _ in range(models.MAX_ATTEMPTS + 2):
+            now = datetime.datetime.now(datetime.UTC)
+            step = lifecycle.decide(job, observation, now=now, config=self._config)
+            if isinstance(step, lifecycle.Act):
+                return self._act(job, step)
+            try:
+                pod = self._kube.create_pod(step.manifest, owner_uid=job.ref.uid)
+            except kube.PodRefusedError as e:
+                observation = lifecycle.CreateRefused(
+                    attempt=step.attempt, code=e.code, message=e.message, after_failure=step.after_failure
+                )
+            else:
+                observation = lifecycle.PodSeen(pod=pod, after_failure=step.after_failure)
+        raise RuntimeError(f"job {job.ref}: no decision reached")
+
+    def _act(self, job: jobs.JobView, act: lifecycle.Act) -> bool:
+        key: Key = (job.ref.namespace, job.ref.name)
+        # The status first: it is what may conflict, and nothing else is done on a stale Job.
+        if act.status:
+            self._kube.patch_job_status(job, act.status)
+        if act.delete_pod:
+            pod = act.delete_pod
+            self._kube.delete_pod(
+                job.ref.namespace, pod.name, uid=pod.uid, resource_version=pod.resource_version
+            )
+        for event in act.events:
+            self._post(job, event)
+        if act.delete_job:
+            self._kube.delete_job(job.ref)
+            self._alarms.cancel(key)
+        elif act.wake_at is not None:
+            self._alarms.set(key, act.wake_at.timestamp())
+        return bool(act.status)
+
+    def _post(self, job: jobs.JobView, event: lifecycle.Event) -> None:
+        # Events tell the story; a lost one must not undo (or repeat) what was done.
+        try:
+            now = statuses.timestamp(datetime.datetime.now(datetime.UTC))
+            self._kube.post_event(job, type=event.type, reason=event.reason, message=event.message, now=now)
+        except Exception:
+            logger.warning(
+                "job %s/%s: could not post event %s", job.ref.namespace, job.ref.name, event, exc_info=True
+            )

@@ -1,0 +1,91 @@
+"""Where a job's `runtime_env.working_dir` comes from, and how its init container gets it.
+
+    http://…, https://…   a zip or tar archive, downloaded by the init container; a single
+                          top-level directory inside it is stripped (as Ray does for remote URIs)
+    gcs://<package>       a package uploaded to the API (Ray's `--working-dir` upload), downloaded
+                          from `<package base URL>/api/packages/gcs/<package>`
+    file:///<path>        opt-in: a zip/tar file or a directory on the node, under the configured
+                          root; only that path is mounted (read-only, hostPath) into the init container
+
+Anything else (or gcs:// / file:// when not configured) raises `SpecError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import posixpath
+import re
+import urllib.parse
+from typing import Final
+
+from jobgate.operator import errors
+
+LOC: Final = ("runtimeEnv", "working_dir")
+PACKAGES_PATH: Final = "/api/packages/gcs/"
+# Archives are mounted as a file, anything else as a directory (hostPath's type checks which).
+ARCHIVE_SUFFIXES: Final = (".zip", ".tar", ".tar.gz", ".tgz")
+_PACKAGE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WorkingDirPolicy:
+    """Which working_dir sources this deployment can serve."""
+
+    package_base_url: str | None = None  # the API's base URL, as pods can reach it
+    file_root: str | None = None  # file:// URIs must point inside this node directory
+
+    def schemes(self) -> tuple[str, ...]:
+        optional = (("gcs", self.package_base_url), ("file", self.file_root))
+        return ("http", "https", *(scheme for scheme, setting in optional if setting))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Source:
+    """What the init container fetches.
+
+    `location` is a URL, or (with `host_path`) the path where the node's file or directory
+    is mounted. `strip_top_dir` removes an archive's single top-level directory.
+    """
+
+    location: str
+    strip_top_dir: bool
+    host_path: str | None = None
+    host_path_type: str | None = None  # "File" or "Directory", checked by the kubelet
+
+
+MOUNTED_SOURCE: Final = "/jobgate/source"
+
+
+def source_for(uri: str, *, policy: WorkingDirPolicy) -> Source:
+    """The fetch plan for a working_dir URI; `SpecError` when this deployment cannot serve it."""
+    scheme = urllib.parse.urlsplit(uri).scheme.lower()
+    if scheme not in policy.schemes():
+        raise errors.SpecError(LOC, f"cannot fetch {uri!r} on this deployment", allowed=policy.schemes())
+    if scheme == "gcs":
+        return _package(uri, base_url=policy.package_base_url or "")
+    if scheme == "file":
+        return _node_path(uri, root=policy.file_root or "/")
+    return Source(location=uri, strip_top_dir=True)
+
+
+def _package(uri: str, *, base_url: str) -> Source:
+    name = uri[len("gcs://") :]
+    if not _PACKAGE_NAME.fullmatch(name):
+        raise errors.SpecError(LOC, f"{uri!r} does not name an uploaded package (gcs://<name>)")
+    # Ray's uploaded packages hold the directory's contents at their root: nothing to strip.
+    return Source(location=base_url.rstrip("/") + PACKAGES_PATH + name, strip_top_dir=False)
+
+
+def _node_path(uri: str, *, root: str) -> Source:
+    parts = urllib.parse.urlsplit(uri)
+    path = posixpath.normpath(urllib.parse.unquote(parts.path))
+    inside = posixpath.commonpath([path, posixpath.normpath(root)]) == posixpath.normpath(root)
+    if parts.netloc or not path.startswith("/") or not inside:
+        raise errors.SpecError(LOC, f"{uri!r} is not a file:///path under {root}")
+    archive = path.endswith(ARCHIVE_SUFFIXES)
+    return Source(
+        location=MOUNTED_SOURCE,
+        strip_top_dir=archive,
+        host_path=path,
+        host_path_type="File" if archive else "Directory",
+    )

@@ -1,0 +1,487 @@
+"""A job's life as `lifecycle.decide` sees it: (job, pod, now) -> what to do. No cluster."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Any
+
+from jobgate.crds import models
+from jobgate.operator import config, jobs, lifecycle, statuses
+
+T0 = datetime.datetime(2025, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+CONFIG = config.Config()
+SCHEDULER_SAYS = (
+    "0/6 nodes are available: 6 node(s) didn't match Pod's node affinity/selector. "
+    "preemption: 0/6 nodes are available: 6 Preemption is not helpful for scheduling."
+)
+QUOTA_SAYS = (
+    'pods "app-1-1" is forbidden: exceeded quota: small, requested: cpu=300m, used: cpu=1, limited: cpu=1'
+)
+
+
+def at(seconds: float) -> datetime.datetime:
+    return T0 + datetime.timedelta(seconds=seconds)
+
+
+def job(status: dict[str, Any] | None = None, **spec: Any) -> jobs.JobView:
+    return jobs.parse_job(
+        {
+            "apiVersion": models.API_VERSION,
+            "kind": models.KIND,
+            "metadata": {
+                "name": "app-1",
+                "namespace": "ns",
+                "uid": "job-uid",
+                "resourceVersion": "7",
+                "generation": 1,
+            },
+            "spec": {"entrypoint": "python main.py", **spec},
+            "status": status or {},
+        }
+    )
+
+
+def pod(
+    attempt: int = 1,
+    *,
+    phase: str = "Pending",
+    node: str | None = None,
+    unschedulable: str | None = None,
+    exit_code: int | None = None,
+    reason: str | None = None,
+    deleting: bool = False,
+) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": phase}
+    if unschedulable:
+        status["conditions"] = [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": unschedulable}
+        ]
+    if node:
+        status["hostIP"] = "10.0.0.7"
+    if exit_code is not None:
+        terminated = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error"}
+        terminated["finishedAt"] = "2025-01-02T03:04:30Z"
+        status["containerStatuses"] = [{"name": "job", "state": {"terminated": terminated}}]
+    if reason:
+        status["reason"], status["message"] = reason, "The node was low on resource: memory."
+    meta: dict[str, Any] = {
+        "name": f"app-1-{attempt}",
+        "namespace": "ns",
+        "uid": f"pod-uid-{attempt}",
+        "resourceVersion": f"{attempt}00",
+        "labels": {models.LABEL_JOB_NAME: "app-1", models.LABEL_ATTEMPT: str(attempt)},
+        "ownerReferences": [
+            {
+                "apiVersion": models.API_VERSION,
+                "kind": "Job",
+                "name": "app-1",
+                "uid": "job-uid",
+                "controller": True,
+            }
+        ],
+    }
+    if deleting:
+        meta["deletionTimestamp"] = "2025-01-02T03:04:20Z"
+    return {"metadata": meta, "spec": {"nodeName": node} if node else {}, "status": status}
+
+
+def apply(view: jobs.JobView, act: lifecycle.Act) -> jobs.JobView:
+    """The Job after the status patch (a JSON merge patch: None removes a field)."""
+    status = dict(view.body.get("status") or {})
+    for key, value in (act.status or {}).items():
+        if value is None:
+            status.pop(key, None)
+        else:
+            status[key] = value
+    return jobs.parse_job({**view.body, "status": status})
+
+
+def run(
+    view: jobs.JobView, seen: lifecycle.Observation, now: datetime.datetime
+) -> tuple[lifecycle.Act, list[int]]:
+    """What the reconciler does, with pod creation always succeeding (the pod is Pending)."""
+    created: list[int] = []
+    while True:
+        step = lifecycle.decide(view, seen, now=now, config=CONFIG)
+        if isinstance(step, lifecycle.Act):
+            return step, created
+        created.append(step.attempt)
+        assert step.manifest["metadata"]["name"] == f"app-1-{step.attempt}"
+        seen = lifecycle.PodSeen(pod=pod(step.attempt), after_failure=step.after_failure)
+
+
+def status(view: jobs.JobView) -> models.JobStatus:
+    return view.status
+
+
+def condition(view: jobs.JobView, kind: models.ConditionType) -> models.Condition:
+    found = statuses.condition(view.status, kind)
+    assert found is not None
+    return found
+
+
+def reasons(act: lifecycle.Act) -> list[str]:
+    return [event.reason for event in act.events]
+
+
+def started(now: datetime.datetime = T0, **spec: Any) -> jobs.JobView:
+    """A job whose first pod was just created (and recorded)."""
+    view = job(**spec)
+    act, created = run(view, lifecycle.NotLooked(), now)
+    assert created == [1]
+    return apply(view, act)
+
+
+# -- the happy path ------------------------------------------------------------------------------
+
+
+def test_a_new_job_gets_its_first_pod_and_is_pending() -> None:
+    view = job()
+    step = lifecycle.decide(view, lifecycle.NotLooked(), now=T0, config=CONFIG)
+    assert isinstance(step, lifecycle.CreatePod)
+    assert step.attempt == 1
+
+    act, _ = run(view, lifecycle.NotLooked(), T0)
+    view = apply(view, act)
+    assert view.status.state == models.JobState.PENDING
+    assert (view.status.attempts, view.status.pod_name) == (1, "app-1-1")
+    assert view.status.start_time == "2025-01-02T03:04:05.000Z"
+    scheduled = condition(view, models.ConditionType.SCHEDULED)
+    assert (scheduled.status, scheduled.reason) == ("False", "Pending")
+    assert reasons(act) == ["Created"]
+    assert act.wake_at == at(18)  # the default scheduling timeout
+
+
+def test_scheduled_then_running_then_succeeded() -> None:
+    view = started()
+    act = lifecycle.decide(view, lifecycle.PodSeen(pod=pod(node="cpu-a-0")), now=at(1), config=CONFIG)
+    assert isinstance(act, lifecycle.Act)
+    view = apply(view, act)
+    assert condition(view, models.ConditionType.SCHEDULED).reason == "Scheduled"
+    assert (view.status.state, view.status.node_name, view.status.host_ip) == (
+        "PENDING",
+        "cpu-a-0",
+        "10.0.0.7",
+    )
+    assert act.events == ()
+    assert act.wake_at is None  # scheduled, no deadline: nothing to wait for
+
+    act = lifecycle.decide(
+        view, lifecycle.PodSeen(pod=pod(phase="Running", node="cpu-a-0")), now=at(2), config=CONFIG
+    )
+    assert isinstance(act, lifecycle.Act)
+    view = apply(view, act)
+    assert view.status.state == models.JobState.RUNNING
+    assert reasons(act) == ["Running"]
+
+    done = pod(phase="Succeeded", node="cpu-a-0", exit_code=0)
+    act = lifecycle.decide(view, lifecycle.PodSeen(pod=done), now=at(30), config=CONFIG)
+    assert isinstance(act, lifecycle.Act)
+    view = apply(view, act)
+    assert view.status.state == models.JobState.SUCCEEDED
+    assert view.status.exit_code == 0
+    assert view.status.error_type is None
+    assert view.status.end_time == "2025-01-02T03:04:30.000Z"  # the container's own end
+    finished = condition(view, models.ConditionType.FINISHED)
+    assert (finished.status, finished.reason) == ("True", "Succeeded")
+    assert reasons(act) == ["Succeeded"]
+
+
+def test_deciding_again_on_the_same_facts_writes_nothing() -> None:
+    view = started()
+    seen = lifecycle.PodSeen(pod=pod(phase="Running", node="cpu-a-0"))
+    act = lifecycle.decide(view, seen, now=at(1), config=CONFIG)
+    assert isinstance(act, lifecycle.Act)
+    again = lifecycle.decide(apply(view, act), seen, now=at(5), config=CONFIG)
+    assert again == lifecycle.Act()
+
+
+def test_a_non_zero_exit_fails_the_job_with_its_exit_code() -> None:
+    view = started()
+    act = lifecycle.decide(
+        view, lifecycle.PodSeen(pod=pod(phase="Failed", node="n", exit_code=3)), now=at(9), config=CONFIG
+    )
+    assert isinstance(act, lifecycle.Act)
+    view = apply(view, act)
+    assert view.status.state == models.JobState.FAILED
+    assert (view.status.exit_code, view.status.error_type) == (3, "Failed")
+    assert "exit code 3" in view.status.message
+    assert condition(view, models.ConditionType.FINISHED).reason == "Failed"
+    assert [(e.type, e.reason) for e in act.events] == [("Warning", "Failed")]
+
+
+def test_an_evicted_pod_fails_the_job_as_evicted() -> None:
+    view = started()
+    evicted = pod(phase="Failed", node="n", reason="Evicted")
+    view = apply(view, run(view, lifecycle.PodSeen(pod=evicted), at(9))[0])
+    assert (view.status.state, view.status.error_type) == ("FAILED", "Evicted")
+    assert "low on resource" in view.status.message
+
+
+def test_a_pod_that_vanishes_unfinished_is_lost() -> None:
+    view = apply(started(), run(started(), lifecycle.PodSeen(pod=pod(phase="Running", node="n")), at(1))[0])
+    view = apply(view, run(view, lifecycle.PodGone(), at(5))[0])
+    assert (view.status.state, view.status.error_type) == ("FAILED", "PodLost")
+    assert "app-1-1 disappeared" in view.status.message
+
+
+# -- retries --------------------------------------------------------------------------------------
+
+
+def test_a_failed_attempt_is_retried_with_a_new_pod_until_the_attempts_run_out() -> None:
+    view = started(maxAttempts=2)
+    act, created = run(view, lifecycle.PodSeen(pod=pod(phase="Failed", node="n", exit_code=3)), at(5))
+    assert created == [2]
+    view = apply(view, act)
+    assert (view.status.state, view.status.attempts, view.status.pod_name) == ("PENDING", 2, "app-1-2")
+    assert view.status.exit_code is None
+    assert view.status.node_name is None
+    assert view.status.start_time == "2025-01-02T03:04:05.000Z"  # the job's start, not the attempt's
+    assert condition(view, models.ConditionType.SCHEDULED).last_transition_time == "2025-01-02T03:04:10.000Z"
+    (retrying,) = act.events
+    assert retrying.reason == "Retrying"
+    assert "exit code 3 (attempt 1 of 2)" in retrying.message
+    assert "created pod app-1-2 (attempt 2 of 2)" in retrying.message
+
+    act, created = run(view, lifecycle.PodSeen(pod=pod(2, phase="Failed", node="n", exit_code=4)), at(9))
+    assert created == []
+    view = apply(view, act)
+    assert (view.status.state, view.status.exit_code) == ("FAILED", 4)
+    assert view.status.message == "Job entrypoint command failed with exit code 4 (attempt 2 of 2)"
+
+
+def test_an_earlier_attempts_pod_is_only_ever_deleted_if_alive() -> None:
+    view = apply(
+        started(maxAttempts=3),
+        run(started(maxAttempts=3), lifecycle.PodSeen(pod=pod(phase="Failed", node="n", exit_code=1)), at(5))[
+            0
+        ],
+    )
+    assert view.status.attempts == 2
+    stale = lifecycle.decide(
+        view, lifecycle.PodSeen(pod=pod(1, phase="Running", node="n")), now=at(6), config=CONFIG
+    )
+    assert stale == lifecycle.Act(
+        delete_pod=lifecycle.PodToDelete(name="app-1-1", uid="pod-uid-1", resource_version="100")
+    )
+    done = lifecycle.decide(view, lifecycle.PodSeen(pod=pod(1, phase="Failed")), now=at(6), config=CONFIG)
+    assert done == lifecycle.Act()
+
+
+def test_a_pod_created_before_a_crash_is_adopted() -> None:
+    # The operator created app-1-1, then died before recording it: the Job says nothing yet.
+    view = job()
+    act = lifecycle.decide(
+        view, lifecycle.PodSeen(pod=pod(phase="Running", node="n")), now=at(3), config=CONFIG
+    )
+    assert isinstance(act, lifecycle.Act)
+    view = apply(view, act)
+    assert (view.status.state, view.status.attempts, view.status.pod_name) == ("RUNNING", 1, "app-1-1")
+
+
+# -- scheduling -----------------------------------------------------------------------------------
+
+
+def test_the_schedulers_reason_is_recorded_and_counted_once_per_new_answer() -> None:
+    view = started()
+    seen = lifecycle.PodSeen(pod=pod(unschedulable=SCHEDULER_SAYS))
+    act = lifecycle.decide(view, seen, now=at(1), config=CONFIG)
+    assert isinstance(act, lifecycle.Act)
+    view = apply(view, act)
+    scheduled = condition(view, models.ConditionType.SCHEDULED)
+    assert (scheduled.status, scheduled.reason, scheduled.message) == (
+        "False",
+        "Unschedulable",
+        SCHEDULER_SAYS,
+    )
+    assert scheduled.last_transition_time == "2025-01-02T03:04:05.000Z"  # still False since creation
+    assert view.status.scheduling_failures == 1
+    assert [(e.type, e.reason, e.message) for e in act.events] == [
+        ("Warning", "Unschedulable", SCHEDULER_SAYS)
+    ]
+    assert lifecycle.decide(view, seen, now=at(2), config=CONFIG) == lifecycle.Act(wake_at=at(18))
+    other = lifecycle.PodSeen(pod=pod(unschedulable="0/6 nodes are available: 6 Insufficient cpu."))
+    act = lifecycle.decide(view, other, now=at(3), config=CONFIG)
+    assert isinstance(act, lifecycle.Act)
+    assert apply(view, act).status.scheduling_failures == 2
+
+
+def test_a_pod_not_scheduled_in_time_is_deleted_and_the_job_fails_with_the_seeds_message() -> None:
+    view = started(schedulingTimeoutMs=2000)
+    view = apply(view, run(view, lifecycle.PodSeen(pod=pod(unschedulable=SCHEDULER_SAYS)), at(1))[0])
+    act, _ = run(view, lifecycle.PodSeen(pod=pod(unschedulable=SCHEDULER_SAYS)), at(2))
+    assert act.delete_pod == lifecycle.PodToDelete(name="app-1-1", uid="pod-uid-1", resource_version="100")
+    view = apply(view, act)
+    assert (view.status.state, view.status.error_type) == ("FAILED", "SchedulingTimeout")
+    assert view.status.message == (
+        "the instance cannot be scheduled within 2000 ms. which has been scheduled for 1 times. "
+        f"The latest failure: {SCHEDULER_SAYS}"
+    )
+    assert condition(view, models.ConditionType.FINISHED).reason == "SchedulingTimeout"
+
+
+def test_the_timeout_is_noticed_by_an_alarm_without_a_pod_event() -> None:
+    view = started(schedulingTimeoutMs=2000)
+    act, _ = run(view, lifecycle.NotLooked(), at(1))
+    assert act.wake_at == at(2)
+    act, _ = run(view, lifecycle.PodSeen(pod=pod()), at(2.5))  # the alarm looked at the pod
+    assert apply(view, act).status.error_type == "SchedulingTimeout"
+    assert "The latest failure: the scheduler has not reported on the pod" in apply(view, act).status.message
+
+
+def test_a_zero_timeout_waits_forever() -> None:
+    view = started(schedulingTimeoutMs=0)
+    act, _ = run(view, lifecycle.PodSeen(pod=pod(unschedulable=SCHEDULER_SAYS)), at(10_000))
+    view = apply(view, act)
+    assert view.status.state == models.JobState.PENDING
+    assert act.wake_at is None
+
+
+# -- quota ----------------------------------------------------------------------------------------
+
+
+def refused(attempt: int = 1, message: str = QUOTA_SAYS, code: int = 403) -> lifecycle.CreateRefused:
+    return lifecycle.CreateRefused(attempt=attempt, code=code, message=message)
+
+
+def test_a_quota_refusal_keeps_the_job_pending_and_retries_with_backoff() -> None:
+    view = job(schedulingTimeoutMs=10_000)
+    assert isinstance(
+        lifecycle.decide(view, lifecycle.NotLooked(), now=T0, config=CONFIG), lifecycle.CreatePod
+    )
+    act = lifecycle.decide(view, refused(), now=T0, config=CONFIG)
+    assert isinstance(act, lifecycle.Act)
+    view = apply(view, act)
+    assert (view.status.state, view.status.attempts, view.status.pod_name) == ("PENDING", 1, None)
+    scheduled = condition(view, models.ConditionType.SCHEDULED)
+    assert (scheduled.status, scheduled.reason, scheduled.message) == ("False", "QuotaExceeded", QUOTA_SAYS)
+    assert reasons(act) == ["QuotaExceeded"]
+    assert act.wake_at == at(1)
+
+    # The alarm looks: no pod, so it is created again; refused again, the wait doubles.
+    again = lifecycle.decide(view, lifecycle.PodGone(), now=at(1), config=CONFIG)
+    assert isinstance(again, lifecycle.CreatePod)
+    assert again.attempt == 1
+    act = lifecycle.decide(view, refused(), now=at(1), config=CONFIG)
+    assert isinstance(act, lifecycle.Act)
+    view = apply(view, act)
+    assert view.status.scheduling_failures == 2
+    assert act.wake_at == at(3)
+    assert act.events == ()  # the same refusal again is not news
+
+
+def test_a_refused_job_that_times_out_quotes_the_quota() -> None:
+    view = job(schedulingTimeoutMs=2000)
+    view = apply(view, run(view, refused(), T0)[0])
+    act = lifecycle.decide(view, lifecycle.PodGone(), now=at(2), config=CONFIG)
+    assert isinstance(act, lifecycle.Act)
+    assert act.delete_pod is None  # there never was a pod
+    view = apply(view, act)
+    assert view.status.error_type == "SchedulingTimeout"
+    assert view.status.message.endswith(
+        f"which has been scheduled for 1 times. The latest failure: {QUOTA_SAYS}"
+    )
+
+
+def test_a_refused_job_with_no_timeout_gets_its_pod_once_quota_frees() -> None:
+    view = job(schedulingTimeoutMs=0)
+    view = apply(view, run(view, refused(), T0)[0])
+    act, created = run(view, lifecycle.PodGone(), at(600))
+    assert created == [1]
+    view = apply(view, act)
+    assert (view.status.pod_name, view.status.state) == ("app-1-1", "PENDING")
+    assert condition(view, models.ConditionType.SCHEDULED).reason == "Pending"
+    assert reasons(act) == ["Created"]
+
+
+def test_a_pod_the_apiserver_finds_invalid_fails_the_job() -> None:
+    act = lifecycle.decide(
+        job(), refused(code=422, message="Pod is invalid: bad image"), now=T0, config=CONFIG
+    )
+    assert isinstance(act, lifecycle.Act)
+    view = apply(job(), act)
+    assert (view.status.state, view.status.error_type) == ("FAILED", "InvalidSpec")
+    assert "bad image" in view.status.message
+
+
+# -- stop, deadline, TTL, invalid specs -----------------------------------------------------------
+
+
+def stopped(view: jobs.JobView) -> jobs.JobView:
+    return jobs.parse_job({**view.body, "spec": {**view.body["spec"], "stop": True}})
+
+
+def test_stop_deletes_the_pod_and_stops_the_job() -> None:
+    view = stopped(started())
+    act, created = run(view, lifecycle.NotLooked(), at(3))
+    assert created == []
+    assert act.delete_pod == lifecycle.PodToDelete(name="app-1-1")
+    view = apply(view, act)
+    assert (view.status.state, view.status.error_type) == ("STOPPED", "Stopped")
+    assert condition(view, models.ConditionType.FINISHED).reason == "Stopped"
+    assert view.status.end_time == "2025-01-02T03:04:08.000Z"
+    assert reasons(act) == ["Stopped"]
+
+
+def test_a_job_stopped_before_it_started_never_gets_a_pod() -> None:
+    act, created = run(stopped(job()), lifecycle.NotLooked(), T0)
+    assert created == []
+    assert act.delete_pod is None
+    assert apply(job(), act).status.state == models.JobState.STOPPED
+
+
+def test_a_pod_that_succeeded_before_the_stop_was_seen_makes_the_job_succeed() -> None:
+    act, _ = run(
+        stopped(started()), lifecycle.PodSeen(pod=pod(phase="Succeeded", node="n", exit_code=0)), at(3)
+    )
+    assert apply(started(), act).status.state == models.JobState.SUCCEEDED
+
+
+def test_the_active_deadline_ends_the_job() -> None:
+    view = started(activeDeadlineSeconds=60)
+    running = lifecycle.PodSeen(pod=pod(phase="Running", node="n"))
+    act, _ = run(view, running, at(30))
+    assert act.wake_at == at(60)
+    view = apply(view, act)
+    act, _ = run(view, running, at(61))
+    assert act.delete_pod == lifecycle.PodToDelete(name="app-1-1", uid="pod-uid-1", resource_version="100")
+    view = apply(view, act)
+    assert (view.status.state, view.status.error_type) == ("FAILED", "DeadlineExceeded")
+    assert "deadline of 60 s" in view.status.message
+
+
+def test_a_finished_job_is_deleted_after_its_ttl() -> None:
+    view = started(ttlSecondsAfterFinished=30)
+    act, _ = run(view, lifecycle.PodSeen(pod=pod(phase="Succeeded", node="n", exit_code=0)), at(30))
+    assert act.wake_at == at(55)  # the container ended at +25 s: it is counted from then
+    view = apply(view, act)
+    assert lifecycle.decide(view, lifecycle.NotLooked(), now=at(50), config=CONFIG) == lifecycle.Act(
+        wake_at=at(55)
+    )
+    assert lifecycle.decide(view, lifecycle.NotLooked(), now=at(56), config=CONFIG) == lifecycle.Act(
+        delete_job=True
+    )
+
+
+def test_a_finished_job_costs_nothing_without_ttl_but_a_stray_live_pod_goes() -> None:
+    view = apply(started(), run(started(), lifecycle.PodSeen(pod=pod(phase="Failed", exit_code=1)), at(3))[0])
+    assert lifecycle.decide(view, lifecycle.NotLooked(), now=at(99), config=CONFIG) == lifecycle.Act()
+    stray = lifecycle.decide(view, lifecycle.PodSeen(pod=pod(2, phase="Running")), now=at(99), config=CONFIG)
+    assert stray == lifecycle.Act(
+        delete_pod=lifecycle.PodToDelete(name="app-1-2", uid="pod-uid-2", resource_version="200")
+    )
+
+
+def test_a_spec_this_deployment_cannot_run_fails_without_a_pod() -> None:
+    act, created = run(job(resources={"custom": {"TPU": 1}}), lifecycle.NotLooked(), T0)
+    assert created == []
+    view = apply(job(), act)
+    assert (view.status.state, view.status.error_type) == ("FAILED", "InvalidSpec")
+    assert view.status.message.startswith("spec.resources.custom.TPU: unknown custom resource")
+
+
+def test_a_job_being_deleted_is_left_to_the_garbage_collector() -> None:
+    view = job()
+    deleting = dataclasses.replace(view, deleting=True)
+    assert lifecycle.decide(deleting, lifecycle.NotLooked(), now=T0, config=CONFIG) == lifecycle.Act()

@@ -1,0 +1,203 @@
+"""Job spec -> pod manifest, without a cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from jobgate.crds import models
+from jobgate.operator import config, errors, jobs, podspec, validation, workdir
+
+JOB = jobs.JobRef(namespace="tenant-a", name="app-1234", uid="0f0e-uid")
+SEED = {  # the seed's request body, as a Job spec
+    "submissionId": "app-1234",
+    "entrypoint": "python script.py",
+    "metadata": {"autoscenes_ids": "auto_1-test", "task_type": "task_1", "ttl": "1250"},
+    "runtimeEnv": {
+        "working_dir": "file:///usr1/deploy/file.zip",
+        "env_vars": {"SOURCE_REGION": "suzhou_std", "DEPLOY_REGION": "suzhou_std"},
+        "pip": ["numpy==1.24", "scipy==1.11.0"],
+    },
+    "resources": {"cpus": 3, "memory": 134217728, "custom": {"NPU": 0}},
+    "poolLabels": ["pool-cpu-a"],
+    "tenant": "tenant-a",
+}
+CONFIG = config.Config(working_dir=workdir.WorkingDirPolicy(file_root="/usr1"))
+
+
+def render(attempt: int = 1, configuration: config.Config = CONFIG, **changes: Any) -> dict[str, Any]:
+    spec = models.JobSpec.model_validate({**SEED, **changes})
+    return podspec.render_pod(job=JOB, spec=spec, attempt=attempt, config=configuration)
+
+
+def main_container(pod: dict[str, Any]) -> dict[str, Any]:
+    (container,) = pod["spec"]["containers"]
+    assert isinstance(container, dict)
+    assert container["name"] == podspec.MAIN_CONTAINER
+    return container
+
+
+def test_the_seed_job_runs_its_entrypoint_with_its_resources_and_env() -> None:
+    container = main_container(render())
+    quantities = {"cpu": "3", "memory": "134217728"}
+    assert container["resources"] == {"requests": quantities, "limits": quantities}
+    assert container["env"] == [
+        {"name": "SOURCE_REGION", "value": "suzhou_std"},
+        {"name": "DEPLOY_REGION", "value": "suzhou_std"},
+    ]
+    assert container["image"] == "python:3.11-slim"
+    assert container["workingDir"] == podspec.WORKING_DIR
+    shell, flag, script, _, entrypoint, requirements = container["command"]
+    assert (shell, flag, script) == ("/bin/sh", "-c", podspec.RUN_SCRIPT)
+    assert entrypoint == "python script.py"
+    assert requirements == "numpy==1.24\nscipy==1.11.0"
+    assert "pip install" in script
+
+
+def test_the_pod_is_owned_never_restarts_and_has_no_token() -> None:
+    pod = render()
+    assert pod["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "jobgate.io/v1alpha1",
+            "kind": "Job",
+            "name": "app-1234",
+            "uid": "0f0e-uid",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    assert pod["spec"]["restartPolicy"] == "Never"
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    assert (pod["metadata"]["name"], pod["metadata"]["namespace"]) == ("app-1234-1", "tenant-a")
+
+
+def test_labels_and_annotations_carry_the_ids_and_the_metadata() -> None:
+    meta = render(attempt=2, metadata={"fake-duration": "2s", "not a key!": "x"})["metadata"]
+    assert meta["labels"] == {
+        "jobgate.io/job-name": "app-1234",
+        "jobgate.io/submission-id": "app-1234",
+        "jobgate.io/tenant": "tenant-a",
+        "jobgate.io/attempt": "2",
+    }
+    assert meta["annotations"] == {
+        "jobgate.io/submission-id": "app-1234",
+        "jobgate.io/tenant": "tenant-a",
+        "metadata.jobgate.io/fake-duration": "2s",
+    }
+
+
+def test_values_a_label_cannot_hold_are_shortened_and_kept_whole_in_annotations() -> None:
+    tenant = "Tenant With Spaces/" + "x" * 80
+    meta = render(tenant=tenant, submissionId="raysubmit_AbC")["metadata"]
+    assert meta["annotations"]["jobgate.io/tenant"] == tenant
+    label = meta["labels"]["jobgate.io/tenant"]
+    assert len(label) <= 63
+    assert label.startswith("Tenant-With-Spaces-")
+    assert meta["labels"]["jobgate.io/submission-id"] == "raysubmit_AbC"
+    assert podspec.label_value("a" * 64) != podspec.label_value("a" * 65)
+
+
+def test_pod_names_are_fixed_per_attempt_and_never_too_long() -> None:
+    assert podspec.pod_name("app-1", 1) == podspec.pod_name("app-1", 1) == "app-1-1"
+    assert podspec.pod_name("app-1", 12) == "app-1-12"
+    long = podspec.pod_name("a" * 253, 3)
+    assert len(long) <= 253
+    assert long.endswith("-3")
+    assert podspec.pod_name("a" * 253, 3) != podspec.pod_name("a" * 252 + "b", 3)
+
+
+def test_one_pool_label_is_a_required_exists() -> None:
+    assert podspec.node_affinity(["pool-cpu-a"]) == {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [{"key": "pool-cpu-a", "operator": "Exists"}]}]
+            }
+        }
+    }
+    assert render()["spec"]["affinity"] == podspec.node_affinity(["pool-cpu-a"])
+
+
+def test_several_pool_labels_are_any_of_with_earlier_ones_preferred() -> None:
+    labels = [" pool-gpu ", "zone=east", "unUseAntiOtherLabels", *(f"l{i}" for i in range(10)), "pool-gpu"]
+    affinity = podspec.node_affinity(labels)
+    assert affinity is not None
+    terms = affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms[:2] == [
+        {"matchExpressions": [{"key": "pool-gpu", "operator": "Exists"}]},
+        {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["east"]}]},
+    ]
+    assert len(terms) == 12  # the flag is not a label, the repeated label counts once
+    preferred = affinity["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert [p["weight"] for p in preferred] == [100, 90, 80, 70, 60, 50, 40, 30, 20, 10, 10, 10]
+    assert [p["preference"] for p in preferred] == terms
+
+
+def test_no_pool_labels_no_affinity() -> None:
+    assert podspec.node_affinity([]) is None
+    assert podspec.node_affinity(["unUseAntiOtherLabels"]) is None
+    assert "affinity" not in render(poolLabels=[])["spec"]
+
+
+def test_gpu_and_npu_jobs_ask_for_their_extended_resources() -> None:
+    limits = main_container(render(resources={"gpus": 2, "custom": {"NPU": 1}}))["resources"]["limits"]
+    assert limits == {
+        "cpu": "300m",
+        "memory": "134217728",
+        "huawei.com/Ascend910": "1",
+        "nvidia.com/gpu": "2",
+    }
+
+
+def test_the_working_dir_is_fetched_by_an_init_container() -> None:
+    pod = render(runtimeEnv={"working_dir": "https://example.com/src.zip"})
+    (init,) = pod["spec"]["initContainers"]
+    assert init["name"] == podspec.FETCH_CONTAINER
+    assert init["command"] == [
+        "python3",
+        "-c",
+        podspec.FETCH_SCRIPT,
+        "https://example.com/src.zip",
+        podspec.WORKING_DIR,
+        "--strip-top-dir",
+    ]
+    assert init["resources"] == main_container(pod)["resources"]
+    assert all(v.get("hostPath") is None for v in pod["spec"]["volumes"])
+
+
+def test_a_file_uri_mounts_exactly_that_path_read_only() -> None:
+    pod = render()
+    (init,) = pod["spec"]["initContainers"]
+    assert init["command"][3] == workdir.MOUNTED_SOURCE
+    assert {"name": "working-dir-source", "mountPath": workdir.MOUNTED_SOURCE, "readOnly": True} in init[
+        "volumeMounts"
+    ]
+    assert {
+        "name": "working-dir-source",
+        "hostPath": {"path": "/usr1/deploy/file.zip", "type": "File"},
+    } in pod["spec"]["volumes"]
+
+
+def test_without_working_dir_or_pip_the_image_defaults_hold() -> None:
+    pod = render(runtimeEnv={"image_uri": "registry.local/ml:2"})
+    container = main_container(pod)
+    assert "initContainers" not in pod["spec"]
+    assert "workingDir" not in container
+    assert container["image"] == "registry.local/ml:2"
+    assert container["command"][-1] == ""  # no requirements: pip is skipped
+
+
+def test_a_spec_this_deployment_cannot_run_is_a_spec_error() -> None:
+    with pytest.raises(errors.SpecError, match=r"spec\.runtimeEnv\.working_dir"):
+        render(configuration=config.Config())  # file:// not enabled
+    with pytest.raises(errors.SpecError, match=r"spec\.resources\.custom\.TPU"):
+        render(resources={"custom": {"TPU": 1}})
+
+
+def test_the_apis_check_refuses_exactly_what_rendering_refuses() -> None:
+    validation.check_spec(models.JobSpec.model_validate(SEED), config=CONFIG)
+    with pytest.raises(errors.SpecError) as caught:
+        validation.check_spec(
+            models.JobSpec.model_validate({**SEED, "resources": {"gpus": 0.5}}), config=CONFIG
+        )
+    assert caught.value.field == "spec.resources.gpus"
