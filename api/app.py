@@ -1,0 +1,91 @@
+"""The FastAPI application: both APIs, packages, probes and metrics, over one job store.
+
+`create_app(settings)` builds it; the store's watch starts with the app's lifespan (so an
+app that is never started, as in unit tests, never talks to Kubernetes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+from collections.abc import AsyncIterator
+from concurrent import futures
+from typing import Any
+
+import fastapi
+from fastapi.openapi.utils import get_openapi
+
+from jobgate.api import errors, index, limits, metrics, packages, service, store
+from jobgate.api.config import Settings
+from jobgate.api.routers import packages as package_routes
+from jobgate.api.routers import ray, seed, system
+
+DESCRIPTION = """\
+Submit jobs that run as pods on Kubernetes, in two dialects:
+
+* **the seed's job API** at `/api/jobs` (openYuanrong's "Submit Job" family): errors are JSON strings;
+* **Ray's Jobs API** at `/ray/api/...`: `RAY_ADDRESS=http://<host>:8265/ray ray job submit ...` works.
+
+The tenant is `X-Tenant-Id` (or the deployment's default); `X-Pool-Label` chooses the nodes. When the
+deployment configures bearer tokens, send `Authorization: Bearer <token>`. Times are milliseconds since
+the epoch.
+"""
+
+
+def create_app(settings: Settings, *, kube: store.Store | None = None) -> fastapi.FastAPI:
+    """The app; `kube` defaults to a store connected with in-cluster or $KUBECONFIG credentials."""
+    kube = kube or store.Store.connect(jobs=index.JobIndex(), namespace_prefix=settings.namespace_prefix)
+    uploads = packages.Packages(settings.package_dir)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: fastapi.FastAPI) -> AsyncIterator[None]:
+        uploads.open()
+        # The store blocks; requests call it through asyncio.to_thread, in this executor:
+        # as many threads as apiserver connections (the default would be a few per CPU).
+        asyncio.get_running_loop().set_default_executor(
+            futures.ThreadPoolExecutor(max_workers=store.CONNECTIONS, thread_name_prefix="jobgate-api")
+        )
+        kube.start()
+        try:
+            yield
+        finally:
+            kube.stop()
+
+    app = fastapi.FastAPI(
+        title="jobgate",
+        version=importlib.metadata.version("jobgate"),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.jobs = service.Jobs(kube=kube, waiters=index.Waiters(kube.jobs), settings=settings)
+    app.state.packages = uploads
+    app.state.metrics = metrics.Metrics(kube=kube)
+    app.add_middleware(limits.BodyLimit, default=settings.max_body_bytes, uploads=settings.max_package_bytes)
+    app.add_middleware(metrics.Middleware, metrics=app.state.metrics)
+    errors.install(app)
+    app.include_router(seed.router)
+    app.include_router(ray.router)
+    app.include_router(package_routes.router)
+    app.include_router(system.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: fastapi.FastAPI) -> dict[str, Any]:
+    """FastAPI's document, plus the bearer scheme (checked by `deps.tenant`, not by FastAPI)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "When the deployment configures tokens",
+            }
+        }
+        schema["security"] = [{}, {"bearer": []}]  # optional: only some deployments require it
+        app.openapi_schema = schema
+    return app.openapi_schema

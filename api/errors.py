@@ -1,0 +1,251 @@
+"""What goes wrong, and how each dialect says it.
+
+The seed dialect answers errors with a JSON string (`"not found app, submissionId: x"`), as
+the reference server does; the Ray dialect with plain text, which Ray's client shows as it
+is (`Request failed with status code 404: Job x does not exist.`). Handlers registered by
+`install` turn every error into one of those, never into a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, cast
+
+import fastapi
+from fastapi import exceptions, responses
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocket
+
+from jobgate.api import models
+
+log = logging.getLogger(__name__)
+_SHOWN_INPUT = 80  # characters of a rejected value quoted back in a message
+_WS_POLICY_VIOLATION = 1008
+_WS_REASON_BYTES = 120  # a close frame's reason is at most 123 bytes
+
+
+class ApiError(Exception):
+    """An error with a status code and a message (the same in both dialects unless overridden)."""
+
+    status = 500
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.text = message
+
+    def message(self, dialect: models.Dialect) -> str:
+        return self.text
+
+
+class InvalidRequestError(ApiError):
+    """A request refused as it is (400); the message names the field and what it allows."""
+
+    status = 400
+
+
+class TooLargeError(ApiError):
+    status = 413  # a request body over its limit
+
+
+class MissingError(ApiError):
+    """Something other than a job is not there (a package)."""
+
+    status = 404
+
+
+class UnauthenticatedError(ApiError):
+    status = 401  # no bearer token, and the deployment requires one
+
+
+class ForbiddenError(ApiError):
+    """A bearer token that is not valid, or a namespace that is not the tenant's (403)."""
+
+    status = 403
+
+
+class UnavailableError(ApiError):
+    """Kubernetes cannot be reached, or the job cache is not filled yet: try again."""
+
+    status = 503
+
+
+class _JobError(ApiError):
+    """An error about one job, which each dialect words its own way."""
+
+    wording: ClassVar[Mapping[models.Dialect, str]]
+
+    def __init__(self, submission_id: str) -> None:
+        super().__init__(submission_id)
+        self.submission_id = submission_id
+
+    def message(self, dialect: models.Dialect) -> str:
+        return self.wording[dialect].format(id=self.submission_id)
+
+
+class JobNotFoundError(_JobError):
+    status = 404
+    wording = {
+        models.Dialect.SEED: "not found app, submissionId: {id}",
+        models.Dialect.RAY: "Job {id} does not exist",
+    }
+
+
+class DuplicateJobError(_JobError):
+    status = 400
+    wording = {
+        models.Dialect.SEED: "submit job has already exist, submissionId: {id}",
+        # Ray's own server's words.
+        models.Dialect.RAY: "Job with submission_id {id} already exists. "
+        "Please use a different submission_id.",
+    }
+
+
+class SubmitFailedError(ApiError):
+    """The Job was stored but cannot run (e.g. not schedulable in time): the seed's 500."""
+
+    def __init__(self, submission_id: str, reason: str) -> None:
+        super().__init__(f"create app failed, submissionId:[{submission_id}], err: \n{reason}")
+
+
+class NotTerminalError(ApiError):
+    """Ray's client may only delete a finished job."""
+
+    status = 400
+
+    def __init__(self, submission_id: str) -> None:
+        super().__init__(
+            f"Attempted to delete job {submission_id}, but it has not ended (it is PENDING or RUNNING). "
+            "Stop it first."
+        )
+
+
+class LogsGoneError(ApiError):
+    """The job exists, but the pod that held its logs does not any more."""
+
+    status = 410
+
+    def __init__(self, submission_id: str, pod: str) -> None:
+        super().__init__(
+            f"the logs of job {submission_id} are gone: its pod {pod} no longer exists "
+            "(deleted, or removed after the job finished); jobgate keeps no copy of pod logs"
+        )
+
+
+def dialect_of(path: str) -> models.Dialect:
+    return models.Dialect.RAY if path.startswith(models.RAY_PREFIX + "/") else models.Dialect.SEED
+
+
+def response(connection: HTTPConnection, error: ApiError) -> responses.Response:
+    dialect = dialect_of(connection.url.path)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, UnauthenticatedError) else None
+    if dialect is models.Dialect.RAY:
+        return responses.PlainTextResponse(error.message(dialect), status_code=error.status, headers=headers)
+    return responses.JSONResponse(error.message(dialect), status_code=error.status, headers=headers)
+
+
+def describe(errors: Sequence[Any], *, model: type[Any] | None = None) -> str:
+    """pydantic/FastAPI validation errors as one message that names each field.
+
+    `entrypoint_num_cpus must be in [0.3, 16], got 0.29`; `runtime_env.working_dir is
+    required`; `X-Tenant-Id ...`. `model` is the body's model, to list the known fields
+    when an unknown one is sent.
+    """
+    return "; ".join(_describe_one(error, model=model) for error in errors)
+
+
+def _describe_one(error: Any, *, model: type[Any] | None) -> str:
+    loc = [str(part) for part in error.get("loc", ())]
+    where = loc[0] if loc else ""
+    path = loc[1:] if where in ("body", "query", "path", "header") else loc
+    field = ".".join(path)
+    if where == "header":
+        field = "-".join(word.capitalize() for word in field.split("-"))
+    kind = error.get("type", "")
+    if kind == "json_invalid":
+        return f"request body is not valid JSON: {error.get('ctx', {}).get('error', 'decode error')}"
+    if not field:
+        if kind == "missing":
+            return "request body is required: a JSON object"
+        return "request body must be a JSON object (sent with Content-Type: application/json)"
+    got = f", got {_shown(error.get('input'))}"
+    if kind == "missing":
+        return f"{field} is required"
+    if kind == "extra_forbidden":
+        known = f" (allowed: {', '.join(model.model_fields)})" if model is not None and len(path) == 1 else ""
+        return f"{field} is not a known field{known}"
+    phrase = _PHRASES.get(kind)
+    if phrase is None:  # pydantic's own words: "Input should be ..." -> "must be ..."
+        phrase = re.sub(r"^Input should be\b", "must be", str(error.get("msg", "is invalid")))
+    return f"{field} {phrase}{got}"
+
+
+_PHRASES = {
+    "string_type": "must be a string",
+    "float_type": "must be a number",
+    "int_type": "must be an integer",
+    "bool_type": "must be true or false",
+    "dict_type": "must be an object",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "list_type": "must be a list",
+    "string_too_short": "must not be empty",
+    "finite_number": "must be a finite number",
+    "int_parsing": "must be an integer",
+    "float_parsing": "must be a number",
+}
+
+
+def _shown(value: Any) -> str:
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= _SHOWN_INPUT else text[: _SHOWN_INPUT - 3] + "..."
+
+
+def install(app: fastapi.FastAPI) -> None:
+    """Register the handlers that shape every error the app can raise."""
+
+    async def api_error(connection: HTTPConnection, error: Exception) -> responses.Response | None:
+        assert isinstance(error, ApiError)
+        if isinstance(connection, WebSocket):
+            # Before the websocket is accepted, a close refuses the handshake (HTTP 403).
+            reason = error.message(dialect_of(connection.url.path)).encode()[:_WS_REASON_BYTES]
+            await connection.close(code=_WS_POLICY_VIOLATION, reason=reason.decode(errors="ignore"))
+            return None
+        return response(connection, error)
+
+    async def invalid_request(request: fastapi.Request, error: Exception) -> responses.Response:
+        assert isinstance(error, exceptions.RequestValidationError)
+        return response(request, InvalidRequestError(describe(error.errors(), model=_body_model(request))))
+
+    async def http_error(request: fastapi.Request, error: Exception) -> responses.Response:
+        # Starlette's own: unknown paths (404), wrong methods (405).
+        assert isinstance(error, StarletteHTTPException)
+        failure = ApiError(str(error.detail))
+        failure.status = error.status_code
+        shaped = response(request, failure)
+        shaped.headers.update(error.headers or {})
+        return shaped
+
+    async def unexpected(request: fastapi.Request, error: Exception) -> responses.Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return response(request, ApiError(f"internal error: {type(error).__name__}"))
+
+    # Starlette calls one handler for both kinds of connection; its types want one each.
+    app.add_exception_handler(ApiError, cast(Any, api_error))
+    app.add_exception_handler(exceptions.RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def _body_model(request: fastapi.Request) -> type[Any] | None:
+    """The pydantic model of the matched route's body, if it has one."""
+    route = request.scope.get("route")
+    field = getattr(route, "body_field", None)
+    body = getattr(getattr(field, "field_info", None), "annotation", None)
+    return body if isinstance(body, type) else None

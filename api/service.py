@@ -1,0 +1,238 @@
+"""What both dialects do: submit, read, list, stop, delete jobs and read their logs.
+
+Tenancy is enforced here, once: a job is visible to a tenant only if it lives in the
+tenant's namespace and its `spec.tenant` is the tenant (or unset, for a Job someone
+applied there with kubectl). Anything else is `JobNotFoundError`, exactly as if it did not exist.
+
+Reads come from the index; writes go through the store (in a thread: it blocks) and land
+in the index before the call returns, so the next read sees them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Sequence
+from typing import Final
+
+from jobgate.api import errors, index, models, store, tenancy, translate, views
+from jobgate.api.config import Settings, SubmitWait
+from jobgate.crds import models as crd
+
+# A submit fails (500) when the operator ended its job for one of these reasons before it
+# ever ran: the job was not "created" in the seed's sense.
+CREATE_FAILURES: Final = frozenset({crd.Reason.SCHEDULING_TIMEOUT, crd.Reason.INVALID_SPEC})
+# A followed log stream that outlives its job's end by this much is closed (seconds).
+_TAIL_GRACE: Final = 2.0
+_TAIL_CHECK: Final = 0.5  # how often a quiet log stream looks whether its job ended
+
+
+class Jobs:
+    def __init__(self, *, kube: store.Store, waiters: index.Waiters, settings: Settings) -> None:
+        self._kube = kube
+        self._index = kube.jobs
+        self._waiters = waiters
+        self._settings = settings
+
+    @property
+    def ready(self) -> bool:
+        """The job index is loaded and watched: reads are current."""
+        return self._kube.ready
+
+    # -- submit -----------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        request: models.SubmitRequest | models.RaySubmitRequest,
+        *,
+        dialect: models.Dialect,
+        tenant: str,
+        pool_labels: Sequence[str],
+    ) -> str:
+        """Create the job; with `submit_wait=scheduled`, return once its pod is placed.
+
+        Raises `InvalidRequestError` (nothing created), `DuplicateJobError`, or
+        `SubmitFailedError` (the Job exists but could not be placed within its scheduling
+        timeout).
+        """
+        spec = translate.job_spec(
+            request, dialect=dialect, tenant=tenant, pool_labels=pool_labels, settings=self._settings
+        )
+        submission_id = spec.submission_id or ""
+        namespace = self._namespace(tenant)
+        self._require_index()
+        if self._index.find(namespace, submission_id) is not None:
+            raise errors.DuplicateJobError(submission_id)
+        try:
+            created = await asyncio.to_thread(
+                self._kube.create_job, translate.manifest(spec, namespace=namespace), tenant=tenant
+            )
+        except store.AlreadyExistsError as e:
+            raise errors.DuplicateJobError(submission_id) from e
+        if self._settings.submit_wait is SubmitWait.STORED or not spec.scheduling_timeout_ms:
+            # With no scheduling timeout there is no bound to wait for: the job waits for
+            # its node in the cluster, not in this request.
+            return submission_id
+        await self._until_placed(index.key_of(created), submission_id, timeout_ms=spec.scheduling_timeout_ms)
+        return submission_id
+
+    async def _until_placed(self, key: index.Key, submission_id: str, *, timeout_ms: int) -> None:
+        try:
+            async with asyncio.timeout((timeout_ms + self._settings.submit_grace_ms) / 1000):
+                entry = await self._waiters.until(key, _placed_or_ended)
+        except TimeoutError:
+            entry = self._index.get(key)
+        if entry is None:
+            return  # created, and deleted since by someone: it was created all the same
+        status = entry.job.get("status") or {}
+        if entry.state is crd.JobState.FAILED and status.get("errorType") in CREATE_FAILURES:
+            raise errors.SubmitFailedError(submission_id, status.get("message", ""))
+        if not _placed_or_ended(entry):
+            raise errors.SubmitFailedError(
+                submission_id,
+                f"the instance was not scheduled within {timeout_ms} ms and the operator has not "
+                "reported a verdict (is it running?); the job is stored and stays PENDING",
+            )
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get(self, tenant: str, submission_id: str) -> index.Entry:
+        """The tenant's job; `JobNotFoundError` if the tenant has no such job."""
+        self._require_index()
+        entry = self._index.find(self._namespace(tenant), submission_id)
+        if entry is None or entry.tenant not in (None, tenant):
+            raise errors.JobNotFoundError(submission_id)
+        return entry
+
+    def list(
+        self,
+        tenant: str,
+        *,
+        states: Collection[crd.JobState] = (),
+        after: index.Order | None = None,
+        limit: int | None = None,
+    ) -> index.Page:
+        """The tenant's jobs, oldest first; only those in `states` when any are given."""
+        self._require_index()
+        return self._index.page(
+            self._namespace(tenant),
+            accept=lambda entry: entry.tenant in (None, tenant) and (not states or entry.state in states),
+            after=after,
+            limit=limit,
+        )
+
+    # -- stop and delete --------------------------------------------------------------------
+
+    async def stop(self, tenant: str, submission_id: str) -> bool:
+        """Ask the operator to stop the job: True if it was pending or running, False if over."""
+        entry = self.get(tenant, submission_id)
+        if entry.state.terminal:
+            return False
+        await asyncio.to_thread(self._kube.stop_job, entry)
+        return True
+
+    async def delete(self, tenant: str, submission_id: str) -> bool:
+        """Delete a finished job (and its pods): True; False if it is not finished (kept)."""
+        entry = self.get(tenant, submission_id)
+        if not entry.state.terminal:
+            return False
+        await asyncio.to_thread(self._kube.delete_job, entry)
+        return True
+
+    # -- logs -------------------------------------------------------------------------------
+
+    async def logs(self, tenant: str, submission_id: str) -> str:
+        """The log of the job's (latest) pod so far: "" before it started; `LogsGoneError` after
+        the pod was removed."""
+        entry = self.get(tenant, submission_id)
+        pod = _pod_of(entry)
+        if pod is None:
+            return ""
+        try:
+            return await asyncio.to_thread(
+                self._kube.read_log, entry.key.namespace, pod, limit_bytes=self._settings.log_limit_bytes
+            )
+        except store.LogNotReadyError:
+            return ""
+        except store.PodGoneError as e:
+            raise errors.LogsGoneError(submission_id, pod) from e
+
+    async def follow_logs(self, tenant: str, submission_id: str) -> AsyncGenerator[str, None]:
+        """The job's log as it is written, pod after pod (a retried job has several), until
+        the job is over or deleted. `JobNotFoundError` is raised before anything is yielded."""
+        key = self.get(tenant, submission_id).key
+        followed: set[str] = set()
+
+        def news(entry: index.Entry | None) -> bool:
+            if entry is None or entry.state.terminal:
+                return True
+            pod = _pod_of(entry)  # a pod to follow once its container started (RUNNING)
+            return pod is not None and pod not in followed and entry.state is not crd.JobState.PENDING
+
+        while True:
+            entry = await self._waiters.until(key, news)
+            pod = _pod_of(entry) if entry else None
+            if entry is None or pod is None or pod in followed:
+                return  # deleted, or over without a pod to show
+            followed.add(pod)
+            async for text in self._follow_pod(key, pod):
+                yield text
+            if entry.state.terminal:
+                return
+
+    async def _follow_pod(self, key: index.Key, pod: str) -> AsyncIterator[str]:
+        try:
+            stream = await asyncio.to_thread(self._kube.follow_log, key.namespace, pod)
+        except (store.PodGoneError, store.LogNotReadyError):
+            return
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[str | None] = asyncio.Queue()
+
+        def pump() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the process is stopping
+                try:
+                    for text in stream:
+                        loop.call_soon_threadsafe(chunks.put_nowait, text)
+                finally:
+                    loop.call_soon_threadsafe(chunks.put_nowait, None)
+
+        # A thread of its own, not the shared executor's: a tail may last as long as its job.
+        threading.Thread(target=pump, name=f"jobgate-api-tail-{pod}", daemon=True).start()
+        ended_at: float | None = None
+        try:
+            while True:
+                try:
+                    text = await asyncio.wait_for(chunks.get(), _TAIL_CHECK)
+                except TimeoutError:
+                    # A quiet stream: close it if its job ended a while ago (a stream that
+                    # stays open after its container ended must not hold the client forever).
+                    entry = self._index.get(key)
+                    if entry is None or entry.state.terminal:
+                        ended_at = ended_at or loop.time()
+                        if loop.time() - ended_at > _TAIL_GRACE:
+                            return
+                    continue
+                if text is None:
+                    return
+                yield text
+        finally:
+            stream.close()  # ends the thread's read, and so the thread
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _namespace(self, tenant: str) -> str:
+        return tenancy.namespace_for(tenant, prefix=self._settings.namespace_prefix)
+
+    def _require_index(self) -> None:
+        if not self._index.synced:
+            raise errors.UnavailableError("the job list is not loaded from Kubernetes yet; try again shortly")
+
+
+def _placed_or_ended(entry: index.Entry | None) -> bool:
+    return entry is None or entry.state is not crd.JobState.PENDING or views.is_scheduled(entry.job)
+
+
+def _pod_of(entry: index.Entry | None) -> str | None:
+    pod = ((entry.job.get("status") or {}).get("podName") if entry else None) or None
+    return str(pod) if pod else None

@@ -1,0 +1,61 @@
+"""Tenants, and the namespace each one's jobs live in (pure).
+
+A tenant is the `X-Tenant-Id` of a request (or the tenant its bearer token is pinned to, or
+the deployment's default tenant). Its jobs live in one namespace of its own, named
+`<prefix><tenant>` (`jobgate-t-acme`) when the tenant id is a DNS label that fits, and else
+`<prefix><readable part>--<12 hex of sha256(tenant)>` (`ACME Corp` -> `jobgate-t-acme-corp--27de7f296039`).
+A readable name never contains `--`, a hashed one always does, so two tenants never map to
+the same namespace. The namespace carries the tenant id in an annotation (exact) and a
+label (shortened when it cannot be a label value).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any, Final
+
+from jobgate.crds import models
+from jobgate.operator import podspec
+
+MAX_TENANT_LENGTH: Final = 253  # as spec.tenant in crds/models.py
+_MAX_NAMESPACE: Final = 63
+_HASH_LENGTH: Final = 12
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def check_tenant(text: str) -> str:
+    """`text` if it can be a tenant id, else ValueError saying what one is."""
+    if not 1 <= len(text) <= MAX_TENANT_LENGTH or not text.isprintable():
+        raise ValueError(f"a tenant id is 1 to {MAX_TENANT_LENGTH} printable characters")
+    return text
+
+
+def namespace_for(tenant: str, *, prefix: str) -> str:
+    """The namespace of the tenant's jobs."""
+    if _DNS_LABEL.fullmatch(tenant) and "--" not in tenant and len(prefix + tenant) <= _MAX_NAMESPACE:
+        return prefix + tenant
+    digest = hashlib.sha256(tenant.encode()).hexdigest()[:_HASH_LENGTH]
+    room = _MAX_NAMESPACE - len(prefix) - len(digest) - 2
+    readable = re.sub(r"[^a-z0-9]+", "-", tenant.lower())[:room].strip("-")
+    return f"{prefix}{readable}--{digest}"
+
+
+def namespace_manifest(tenant: str, *, prefix: str) -> dict[str, Any]:
+    """The tenant's namespace, as the API creates it on the tenant's first submission."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": namespace_for(tenant, prefix=prefix),
+            "labels": {models.LABEL_TENANT: podspec.label_value(tenant)},
+            "annotations": {models.ANNOTATION_TENANT: tenant},
+        },
+    }
+
+
+def owner_of(namespace: dict[str, Any]) -> str | None:
+    """The tenant a namespace belongs to, by its annotation (None: not a tenant namespace)."""
+    annotations = namespace.get("metadata", {}).get("annotations") or {}
+    owner = annotations.get(models.ANNOTATION_TENANT)
+    return str(owner) if owner is not None else None

@@ -1,0 +1,150 @@
+"""`python -m jobgate.api` as a subprocess of the tests, and HTTP clients for it (loopback only)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+from kubernetes import client
+
+from jobgate.api import config, tenancy
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+# The operator's deployment settings that decide which working_dir sources a job may use
+# (tests/integration/conftest.py starts the operator with the same): the API must refuse
+# exactly what the operator could not run, so it is configured alike.
+OPERATOR_ALIKE = {"JOBGATE_FILE_URI_ROOT": "/", "JOBGATE_PACKAGE_BASE_URL": "http://127.0.0.1:8265"}
+SCHEDULING_TIMEOUT_MS = 4000  # the `api` fixture's (the default is 18000)
+STORED_PACKAGE_LIMIT = 64 * 1024  # the `stored_api` fixture's package size limit
+LOG_LINES = 150
+BOUND = 60.0  # seconds: only stops a hung test
+POLL = 0.1
+
+
+class ApiServer:
+    def __init__(self, *, name: str, kubeconfig: Path, workdir: Path, env: Mapping[str, str]) -> None:
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / f"api-{name}.log"
+        self.package_dir = workdir / f"packages-{name}"
+        self.env = {
+            **{key: value for key, value in os.environ.items() if not key.startswith(("KUBE", "JOBGATE_"))},
+            **OPERATOR_ALIKE,
+            "KUBECONFIG": str(kubeconfig),
+            "PYTHONSAFEPATH": "1",
+            "PYTHONUNBUFFERED": "1",
+            "JOBGATE_API_PORT": str(self.port),
+            "JOBGATE_PACKAGE_DIR": str(self.package_dir),
+            "JOBGATE_SUBMIT_GRACE_MS": "10000",
+            **env,
+        }
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, timeout: float = 30) -> None:
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "jobgate.api"],
+                cwd=REPO_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if self._process.poll() is not None:
+                raise RuntimeError(f"the API exited at start:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the API was not ready after {timeout} s:\n{self.log_tail()}")
+            time.sleep(POLL)
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/readyz", timeout=1, trust_env=False).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def client(self, tenant: str | None = None, **headers: str) -> httpx.Client:
+        """A client of the API (seed paths at /, Ray's at /ray) acting for `tenant`."""
+        if tenant is not None:
+            headers["X-Tenant-Id"] = tenant
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60, trust_env=False)
+
+    def log_tail(self, lines: int = LOG_LINES) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class ApiServers:
+    """One API process per configuration, started on first use and stopped at the end."""
+
+    def __init__(self, *, kubeconfig: Path, workdir: Path) -> None:
+        self._kubeconfig = kubeconfig
+        self._workdir = workdir
+        self._servers: dict[str, ApiServer] = {}
+
+    def start(self, name: str, **env: str) -> ApiServer:
+        if name not in self._servers:
+            server = ApiServer(name=name, kubeconfig=self._kubeconfig, workdir=self._workdir, env=env)
+            server.start()
+            self._servers[name] = server
+        return self._servers[name]
+
+    def stop_all(self) -> None:
+        for server in self._servers.values():
+            server.stop()
+
+
+def delete_tenant_namespace(kube: client.ApiClient, tenant: str) -> None:
+    """Delete the namespace the API made for `tenant` (if any), without waiting."""
+    namespace = tenancy.namespace_for(tenant, prefix=config.DEFAULT_NAMESPACE_PREFIX)
+    try:
+        client.CoreV1Api(kube).delete_namespace(namespace)
+    except client.ApiException as err:
+        if err.status != 404:
+            raise
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def polls(what: str, *, bound: float = BOUND) -> Iterator[None]:
+    """Yield until the caller breaks out; fail the test once `bound` seconds have passed."""
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        yield
+        time.sleep(POLL)
+    raise AssertionError(f"gave up waiting for {what} after {bound:.0f} s")
+
+
+def wait_status(http: httpx.Client, path: str, *states: str, bound: float = BOUND) -> dict[str, Any]:
+    """The job at `path` (GET) once its status is one of `states`."""
+
+    for _ in polls(f"{path} to be {'/'.join(states)}", bound=bound):
+        response = http.get(path)
+        assert response.status_code == 200, response.text
+        job: dict[str, Any] = response.json()
+        if job["status"] in states:
+            break
+    return job

@@ -1,0 +1,216 @@
+"""Ray's own client and CLI (the real `ray` package) against the Ray dialect at /ray.
+
+On the fake nodes a pod's "log" is kwok's canned text, and the job succeeds after its fake
+duration: enough to see every call of the client work end to end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from apiprocess import ApiServer, polls
+from ray.job_submission import JobStatus, JobSubmissionClient
+
+FAKE_LOG = "fake job output\nfake job finished\n"
+
+
+@pytest.fixture(autouse=True)
+def _no_ray_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The client prefers these over its address argument; and nothing may go through a proxy.
+    for name in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_JOB_HEADERS", "RAY_AUTH_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def ray(api: ApiServer, tenant: str) -> JobSubmissionClient:
+    return JobSubmissionClient(f"{api.url}/ray", headers={"X-Tenant-Id": tenant})
+
+
+@pytest.fixture
+def working_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "work"
+    directory.mkdir()
+    (directory / "script.py").write_text("print('hello from the job')\n")
+    return directory
+
+
+def wait_terminal(ray: JobSubmissionClient, submission_id: str) -> JobStatus:
+    for _ in polls(f"job {submission_id} to end"):
+        status: JobStatus = ray.get_job_status(submission_id)
+        if status.is_terminal():
+            break
+    return status
+
+
+def test_the_sdk_submits_reads_logs_lists_stops_and_deletes(
+    ray: JobSubmissionClient, working_dir: Path, api: ApiServer, tenant: str
+) -> None:
+    submission_id = ray.submit_job(
+        entrypoint="python script.py",
+        runtime_env={"working_dir": str(working_dir), "pip": ["requests"], "env_vars": {"A": "1"}},
+        metadata={"owner": "me"},
+        entrypoint_num_cpus=1,
+        entrypoint_memory=256 << 20,
+    )
+    assert submission_id.startswith("raysubmit_")
+    assert len(submission_id) == len("raysubmit_") + 16
+    info = ray.get_job_info(submission_id)
+    assert info.status in (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.SUCCEEDED)
+    assert info.submission_id == info.job_id == submission_id
+    assert info.runtime_env is not None
+    assert info.runtime_env["working_dir"].startswith("gcs://_ray_pkg_")
+    assert info.runtime_env["pip"] == ["requests"]
+    assert info.metadata == {"owner": "me"}
+
+    assert wait_terminal(ray, submission_id) == JobStatus.SUCCEEDED
+    assert ray.get_job_logs(submission_id) == FAKE_LOG
+    done = ray.get_job_info(submission_id)
+    assert done.driver_exit_code == 0
+    assert done.end_time is not None
+    assert done.start_time is not None
+    assert done.start_time <= done.end_time
+    assert [job.submission_id for job in ray.list_jobs()] == [submission_id]
+
+    # The package the job's init container downloads is there, byte for byte what was uploaded.
+    package = info.runtime_env["working_dir"].removeprefix("gcs://")
+    with api.client(tenant) as http:
+        download = http.get(f"/api/packages/gcs/{package}")
+    assert download.status_code == 200
+    assert download.content[:2] == b"PK"  # a zip
+
+    long_id = ray.submit_job(
+        entrypoint="sleep 600", submission_id="ray_long-1", metadata={"fake-duration": "600s"}
+    )
+    assert long_id == "ray_long-1"
+    with pytest.raises(RuntimeError, match="has not ended"):
+        ray.delete_job(long_id)
+    assert ray.stop_job(long_id) is True
+    assert wait_terminal(ray, long_id) == JobStatus.STOPPED
+    assert ray.stop_job(long_id) is False
+    assert ray.delete_job(long_id) is True
+    with pytest.raises(RuntimeError, match="Job ray_long-1 does not exist"):
+        ray.get_job_info(long_id)
+    with pytest.raises(RuntimeError, match="already exists"):
+        ray.submit_job(entrypoint="true", submission_id=submission_id)
+
+
+def test_ray_ids_and_seed_ids_live_side_by_side(
+    ray: JobSubmissionClient, api: ApiServer, tenant: str
+) -> None:
+    with pytest.raises(RuntimeError, match=r"submission_id must match .*got 'bad id!'"):
+        ray.submit_job(entrypoint="true", submission_id="bad id!")
+    ray_id = ray.submit_job(entrypoint="true", submission_id="Ray_Style_ID")
+    with api.client(tenant) as http:
+        seed_job = http.post(
+            "/api/jobs", json={"entrypoint": "true", "runtime_env": {"working_dir": "https://e.com/a.zip"}}
+        )
+        assert seed_job.status_code == 200
+        seed_id = seed_job.json()["submission_id"]
+        assert http.get(f"/api/jobs/{ray_id}").json()["submission_id"] == "Ray_Style_ID"  # and no job_id
+        assert "job_id" not in http.get(f"/api/jobs/{ray_id}").json()
+        # Ids differing only in case are different jobs.
+        assert http.get("/api/jobs/ray_style_id").status_code == 404
+    assert ray.get_job_info(seed_id).entrypoint == "true"
+    assert {job.submission_id for job in ray.list_jobs()} == {ray_id, seed_id}
+
+
+def test_ray_zero_resources_mean_the_default(ray: JobSubmissionClient, api: ApiServer, tenant: str) -> None:
+    submission_id = ray.submit_job(entrypoint="true", entrypoint_num_cpus=0, entrypoint_memory=0)
+    assert wait_terminal(ray, submission_id) == JobStatus.SUCCEEDED
+    with pytest.raises(RuntimeError, match=r"entrypoint_num_cpus must be in \[0.3, 16\], got 0.2"):
+        ray.submit_job(entrypoint="true", entrypoint_num_cpus=0.2)
+    with pytest.raises(RuntimeError, match="entrypoint_label_selector is not supported"):
+        ray.submit_job(entrypoint="true", entrypoint_label_selector={"zone": "a"})
+
+
+@pytest.mark.filterwarnings("ignore:ssl=None is deprecated:DeprecationWarning")  # inside Ray's client
+def test_the_logs_stream_until_the_job_ends(ray: JobSubmissionClient) -> None:
+    submission_id = ray.submit_job(entrypoint="true", metadata={"fake-duration": "2s"})
+
+    async def tail() -> str:
+        return "".join([lines async for lines in ray.tail_job_logs(submission_id)])
+
+    assert asyncio.run(asyncio.wait_for(tail(), 60)) == FAKE_LOG
+    assert ray.get_job_status(submission_id) == JobStatus.SUCCEEDED
+
+
+@pytest.fixture
+def cli(api: ApiServer, tenant: str, tmp_path: Path) -> dict[str, str]:
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("RAY_", "KUBE", "JOBGATE_"))
+    }
+    env |= {
+        "RAY_ADDRESS": f"{api.url}/ray",
+        "RAY_JOB_HEADERS": f'{{"X-Tenant-Id": "{tenant}"}}',
+        "NO_PROXY": "127.0.0.1,localhost",
+        "HOME": str(tmp_path),
+    }
+    return env
+
+
+def ray_cli(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    ray_script = Path(sys.executable).parent / "ray"
+    return subprocess.run(
+        [str(ray_script), "job", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_cli_submits_with_a_working_dir_and_follows_the_job(
+    cli: dict[str, str], working_dir: Path, tmp_path: Path
+) -> None:
+    submitted = ray_cli(
+        cli,
+        "submit",
+        "--working-dir",
+        "work",
+        "--submission-id",
+        "cli-1",
+        "--metadata-json",
+        '{"fake-duration": "1s"}',
+        "--",
+        "python",
+        "script.py",
+        cwd=tmp_path,
+    )
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    output = submitted.stdout + submitted.stderr
+    assert "Job 'cli-1' submitted successfully" in output
+    assert "fake job output" in output
+    assert "Job 'cli-1' succeeded" in output
+
+    status = ray_cli(cli, "status", "cli-1")
+    assert status.returncode == 0
+    assert "succeeded" in status.stdout + status.stderr
+    logs = ray_cli(cli, "logs", "cli-1")
+    assert logs.returncode == 0
+    assert FAKE_LOG in logs.stdout + logs.stderr
+    listed = ray_cli(cli, "list")
+    assert listed.returncode == 0
+    assert "submission_id='cli-1'" in listed.stdout + listed.stderr
+
+
+def test_the_cli_stops_and_deletes(cli: dict[str, str]) -> None:
+    long = ("--submission-id", "cli-long", "--metadata-json", '{"fake-duration": "600s"}')
+    submitted = ray_cli(cli, "submit", "--no-wait", *long, "--", "sleep", "600")
+    assert submitted.returncode == 0, submitted.stderr
+    stopped = ray_cli(cli, "stop", "cli-long")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "Job 'cli-long' was stopped" in stopped.stdout + stopped.stderr
+    deleted = ray_cli(cli, "delete", "cli-long")
+    assert deleted.returncode == 0
+    assert "deleted successfully" in deleted.stdout + deleted.stderr
+    missing = ray_cli(cli, "status", "cli-long")
+    assert missing.returncode != 0
+    assert "does not exist" in missing.stdout + missing.stderr

@@ -1,0 +1,101 @@
+"""The API's settings from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobgate.api import config
+
+
+def test_the_defaults() -> None:
+    settings = config.Settings.from_env({})
+    assert (settings.host, settings.port, settings.default_tenant) == ("127.0.0.1", 8265, "default")
+    assert settings.submit_wait is config.SubmitWait.SCHEDULED
+    assert (settings.scheduling_timeout_ms, settings.job_ttl_seconds, settings.tokens) == (18000, None, {})
+    assert settings.namespace_prefix == "jobgate-t-"
+    assert settings.operator.resources.custom == {"NPU": "huawei.com/Ascend910"}
+
+
+def test_every_variable_is_read(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("# comment\nsecret-a acme\n\nsecret-b   # any tenant\n")
+    settings = config.Settings.from_env(
+        {
+            "JOBGATE_API_HOST": "0.0.0.0",
+            "JOBGATE_API_PORT": "9000",
+            "JOBGATE_DEFAULT_TENANT": "public",
+            "JOBGATE_TENANT_NAMESPACE_PREFIX": "t-",
+            "JOBGATE_DEFAULT_POOL_LABELS": "pool-cpu-a, pool-cpu-b",
+            "JOBGATE_API_TOKENS_FILE": str(tokens),
+            "JOBGATE_SUBMIT_WAIT": "stored",
+            "JOBGATE_SCHEDULING_TIMEOUT_MS": "0",
+            "JOBGATE_SUBMIT_GRACE_MS": "500",
+            "JOBGATE_JOB_TTL_SECONDS": "3600",
+            "JOBGATE_MAX_BODY_BYTES": "4096",
+            "JOBGATE_PACKAGE_DIR": str(tmp_path / "packages"),
+            "JOBGATE_MAX_PACKAGE_BYTES": "1000",
+            "JOBGATE_LOG_LIMIT_BYTES": "2000",
+            "JOBGATE_CUSTOM_RESOURCES": "TPU=google.com/tpu",
+        }
+    )
+    assert (settings.host, settings.port, settings.default_tenant, settings.namespace_prefix) == (
+        "0.0.0.0",
+        9000,
+        "public",
+        "t-",
+    )
+    assert settings.default_pool_labels == ("pool-cpu-a", "pool-cpu-b")
+    assert settings.tokens == {config.token_key("secret-a"): "acme", config.token_key("secret-b"): None}
+    assert "secret-a" not in repr(settings)
+    assert settings.submit_wait is config.SubmitWait.STORED
+    assert (settings.scheduling_timeout_ms, settings.submit_grace_ms, settings.job_ttl_seconds) == (
+        0,
+        500,
+        3600,
+    )
+    assert (settings.max_body_bytes, settings.max_package_bytes, settings.log_limit_bytes) == (
+        4096,
+        1000,
+        2000,
+    )
+    assert settings.package_dir == tmp_path / "packages"
+    assert settings.operator.resources.custom == {"TPU": "google.com/tpu"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("JOBGATE_API_PORT", "70000"),
+        ("JOBGATE_SUBMIT_WAIT", "later"),
+        ("JOBGATE_SCHEDULING_TIMEOUT_MS", "-1"),
+        ("JOBGATE_MAX_BODY_BYTES", "0"),
+        ("JOBGATE_TENANT_NAMESPACE_PREFIX", "Bad_Prefix"),
+        ("JOBGATE_DEFAULT_POOL_LABELS", "a b"),
+        ("JOBGATE_DEFAULT_TENANT", "x" * 300),
+        ("JOBGATE_API_TOKENS_FILE", "/nonexistent/tokens"),
+        ("JOBGATE_CUSTOM_RESOURCES", "TPU"),
+    ],
+)
+def test_a_bad_value_names_its_variable(name: str, value: str) -> None:
+    with pytest.raises(config.ConfigError, match=name):
+        config.Settings.from_env({name: value})
+
+
+def test_a_tokens_file_must_hold_tokens(tmp_path: Path) -> None:
+    empty, wrong = tmp_path / "empty", tmp_path / "wrong"
+    empty.write_text("# nothing\n")
+    wrong.write_text("token tenant extra\n")
+    with pytest.raises(ValueError, match="no tokens"):
+        config.read_tokens(empty)
+    with pytest.raises(ValueError, match="line 1"):
+        config.read_tokens(wrong)
+
+
+def test_the_entry_point_stops_at_a_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobgate.api import __main__ as entry
+
+    monkeypatch.setenv("JOBGATE_SUBMIT_WAIT", "later")
+    with pytest.raises(SystemExit, match="jobgate-api: JOBGATE_SUBMIT_WAIT='later'"):
+        entry.main([])

@@ -1,0 +1,173 @@
+"""The one translation from a submit request to a Job: ids, defaults, resources, refusals."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from jobgate.api import config, errors, models, translate
+from jobgate.crds import models as crd
+
+SETTINGS = config.Settings(scheduling_timeout_ms=5000, job_ttl_seconds=600)
+SEED = models.Dialect.SEED
+RAY = models.Dialect.RAY
+
+
+def seed_spec(pool_labels: tuple[str, ...] = (), **fields: Any) -> crd.JobSpec:
+    body = {"entrypoint": "python x.py", "runtime_env": {"working_dir": "https://e.com/a.zip"}, **fields}
+    request = models.SubmitRequest.model_validate(body)
+    return translate.job_spec(
+        request, dialect=SEED, tenant="acme", pool_labels=pool_labels, settings=SETTINGS
+    )
+
+
+def ray_spec(**fields: Any) -> crd.JobSpec:
+    request = models.RaySubmitRequest.model_validate({"entrypoint": "python x.py", **fields})
+    return translate.job_spec(request, dialect=RAY, tenant="acme", pool_labels=(), settings=SETTINGS)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [("app-1234", "app-1234"), ("1234", "app-1234"), ("x", "app-x"), ("a" * 60, "app-" + "a" * 60)],
+)
+def test_seed_ids_get_the_app_prefix(given: str, expected: str) -> None:
+    assert translate.submission_id(given, dialect=SEED) == expected
+
+
+@pytest.mark.parametrize("given", [None, ""])
+def test_seed_ids_are_generated_when_absent(given: str | None) -> None:
+    generated = translate.submission_id(given, dialect=SEED)
+    assert re.fullmatch(r"app-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", generated)
+
+
+@pytest.mark.parametrize("given", ["a" * 61, "App", "a_b", "a b", "app-driver", "driver-1", "x/y"])
+def test_seed_ids_outside_the_rule_are_refused(given: str) -> None:
+    with pytest.raises(errors.InvalidRequestError, match=r"submission_id must match \^\[a-z0-9-\]\{1,64\}\$"):
+        translate.submission_id(given, dialect=SEED)
+
+
+@pytest.mark.parametrize("given", ["raysubmit_AbC123", "My_Job-1", "app-1234", "a" * 64])
+def test_ray_ids_are_kept_as_they_are(given: str) -> None:
+    assert translate.submission_id(given, dialect=RAY) == given
+
+
+def test_ray_ids_are_generated_like_rays() -> None:
+    assert re.fullmatch(r"raysubmit_[A-Za-z0-9]{16}", translate.submission_id(None, dialect=RAY))
+
+
+@pytest.mark.parametrize("given", ["a" * 65, "bad id", "x.y", "ü"])
+def test_ray_ids_outside_the_crd_pattern_are_refused(given: str) -> None:
+    with pytest.raises(errors.InvalidRequestError, match="submission_id must match"):
+        translate.submission_id(given, dialect=RAY)
+
+
+def test_the_seed_request_becomes_the_job_it_describes() -> None:
+    spec = seed_spec(
+        ("pool-cpu-a", "unUseAntiOtherLabels"),
+        submission_id="app-1234",
+        metadata={"ttl": "1250"},
+        entrypoint_num_cpus=3,
+        entrypoint_memory=134217728,
+        entrypoint_resources={"NPU": 0},
+        runtime_env={
+            "working_dir": "https://e.com/a.zip",
+            "env_vars": {"A": "b"},
+            "pip": ["numpy==1.24"],
+            "x": 1,
+        },
+    )
+    assert spec.submission_id == "app-1234"
+    assert spec.resources == crd.Resources(cpus=3, memory=134217728, gpus=0, custom={"NPU": 0})
+    assert spec.runtime_env.env_vars == {"A": "b"}
+    assert spec.runtime_env.pip == ["numpy==1.24"]
+    assert spec.runtime_env.model_extra == {"x": 1}  # unknown runtime_env keys are kept
+    assert spec.pool_labels == ["pool-cpu-a", "unUseAntiOtherLabels"]
+    assert spec.metadata == {"ttl": "1250"}
+    assert (spec.tenant, spec.scheduling_timeout_ms, spec.ttl_seconds_after_finished) == ("acme", 5000, 600)
+
+
+def test_absent_resources_are_left_to_the_deployments_defaults() -> None:
+    spec = seed_spec()
+    assert (spec.resources.cpus, spec.resources.memory, spec.resources.gpus, spec.resources.custom) == (
+        None,
+        None,
+        0,
+        {},
+    )
+
+
+def test_ray_requests_map_onto_the_same_spec() -> None:
+    spec = ray_spec(
+        job_id="old_style",
+        runtime_env={"pip": {"packages": ["requests"], "pip_check": False}, "_ray_commit": "abc"},
+        entrypoint_num_cpus=0,
+        entrypoint_memory=0,
+        entrypoint_num_gpus=1,
+    )
+    assert spec.submission_id == "old_style"  # Ray's deprecated job_id
+    assert spec.runtime_env.pip == ["requests"]
+    assert spec.runtime_env.working_dir is None  # optional in Ray's dialect
+    assert spec.runtime_env.model_extra == {"_ray_commit": "abc"}
+    assert (spec.resources.cpus, spec.resources.memory, spec.resources.gpus) == (None, None, 1)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"entrypoint_resources": {"TPU": 1}},
+            "entrypoint_resources.TPU: unknown custom resource 'TPU' (allowed: NPU)",
+        ),
+        ({"entrypoint_resources": {"NPU": 1.5}}, "entrypoint_resources.NPU: 1.5 is not a whole number"),
+        ({"entrypoint_num_gpus": 0.5}, "entrypoint_num_gpus: 0.5 is not a whole number"),
+        (
+            {"runtime_env": {"working_dir": "ftp://a/b.zip"}},
+            "runtime_env.working_dir: cannot fetch 'ftp://a/b.zip'",
+        ),
+        (
+            {"runtime_env": {"working_dir": "gcs://_ray_pkg_a.zip"}},
+            "(allowed: http, https)",
+        ),  # no package URL
+    ],
+)
+def test_what_the_operator_could_not_run_is_refused_naming_the_field(
+    fields: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(errors.InvalidRequestError) as refused:
+        seed_spec(**fields)
+    assert message in refused.value.text
+
+
+def test_a_label_selector_is_refused_in_rays_dialect() -> None:
+    with pytest.raises(errors.InvalidRequestError, match="entrypoint_label_selector is not supported"):
+        ray_spec(entrypoint_label_selector={"zone": "a"})
+    assert ray_spec(entrypoint_label_selector={}).entrypoint == "python x.py"
+
+
+def test_the_manifest_names_and_labels_the_job() -> None:
+    spec = ray_spec(submission_id="raysubmit_AbC")
+    manifest = translate.manifest(spec, namespace="jobgate-t-acme")
+    meta = manifest["metadata"]
+    assert (manifest["apiVersion"], manifest["kind"]) == ("jobgate.io/v1alpha1", "Job")
+    assert meta["name"] == crd.job_name_for("raysubmit_AbC")
+    assert meta["namespace"] == "jobgate-t-acme"
+    assert meta["labels"] == {"jobgate.io/submission-id": "raysubmit_AbC", "jobgate.io/tenant": "acme"}
+    assert meta["annotations"] == {"jobgate.io/submission-id": "raysubmit_AbC", "jobgate.io/tenant": "acme"}
+    assert manifest["spec"]["submissionId"] == "raysubmit_AbC"
+    assert "workingDir" not in manifest["spec"]["runtimeEnv"]
+    assert crd.JobSpec.model_validate(manifest["spec"]) == spec  # what is stored reads back the same
+
+
+@pytest.mark.parametrize(
+    ("loc", "field"),
+    [
+        (("resources", "gpus"), "entrypoint_num_gpus"),
+        (("resources", "custom", "NPU"), "entrypoint_resources.NPU"),
+        (("runtimeEnv", "working_dir"), "runtime_env.working_dir"),
+        (("poolLabels", "0"), "spec.poolLabels.0"),
+    ],
+)
+def test_spec_fields_are_named_as_the_request_names_them(loc: tuple[str, ...], field: str) -> None:
+    assert translate.request_field(loc) == field
