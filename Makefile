@@ -12,7 +12,7 @@ STATE_DIR ?= .state/dev
 # the standard library's `operator` module (the code is imported as jobgate.operator).
 export PYTHONSAFEPATH := 1
 
-.PHONY: dev stop test lint typecheck crds binaries install clean
+.PHONY: dev stop test lint typecheck crds binaries node install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ install: $(STAMP)
 binaries:
 	@bash hack/cluster/build.sh >/dev/null
 
+## The real node's binaries (hack/node/build.sh) and images (devcluster/nodeimages.py), cached;
+## says why and does nothing on a machine that cannot run a real node.
+node: install
+	@$(PY) -m jobgate.devcluster.nodectl prepare
+
 ## Start control plane, operator and API on http://127.0.0.1:8265 (Ctrl-C or `make stop` ends it).
 dev: install binaries
 	$(PY) -m jobgate.devcluster up --state-dir $(STATE_DIR) --with-jobgate
@@ -33,7 +38,7 @@ stop:
 	$(PY) -m jobgate.devcluster down --state-dir $(STATE_DIR)
 
 ## Every test: unit tests without a cluster, then integration tests on a real local control plane.
-test: install binaries
+test: install binaries node
 	$(PY) -m pytest tests
 
 lint: install

@@ -10,12 +10,14 @@ import os
 import signal
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from types import FrameType
 
 import yaml
 
+from . import realnode
 from .cluster import REPO_ROOT, ClusterError, LocalCluster
 from .kubeapi import ApiError
 from .procs import start_ticks
@@ -80,6 +82,7 @@ def _healthz_ok(url: str) -> bool:
 
 def _start_jobgate(cluster: LocalCluster) -> None:
     env = {
+        **_real_node_env(cluster),
         "KUBECONFIG": str(cluster.kubeconfig),
         "PYTHONUNBUFFERED": "1",
         # Keep the working directory off sys.path: run from the repo root, the folder
@@ -87,6 +90,10 @@ def _start_jobgate(cluster: LocalCluster) -> None:
         "PYTHONSAFEPATH": "1",
     }
     _install_crds(cluster)
+    if cluster.real_node is not None:
+        port = urllib.parse.urlsplit(API_HEALTHZ).port or 80
+        cluster.spawn("jobgate-api-relay", realnode.relay_argv(port))
+        print(f"pods on the real node reach the API at http://{realnode.NODE_IP}:{port}")
     started = []
     for name, module in JOBGATE_PROCESSES:
         if not _module_runnable(module):
@@ -108,8 +115,21 @@ def _start_jobgate(cluster: LocalCluster) -> None:
     print(f"jobgate API ready on {API_HEALTHZ.removesuffix('/healthz')}")
 
 
-def _up(state_dir: Path, *, with_jobgate: bool) -> int:
-    cluster = LocalCluster(state_dir)
+def _real_node_env(cluster: LocalCluster) -> dict[str, str]:
+    """With a real node, jobs default to the image it has, and their init containers fetch
+    uploaded packages through the relay on the node's address (unless the variables are set)."""
+    if cluster.real_node is None:
+        return {}
+    port = urllib.parse.urlsplit(API_HEALTHZ).port
+    defaults = {
+        "JOBGATE_IMAGE": cluster.real_node.job_image,
+        "JOBGATE_PACKAGE_BASE_URL": f"http://{realnode.NODE_IP}:{port}",
+    }
+    return {name: value for name, value in defaults.items() if not os.environ.get(name)}
+
+
+def _up(state_dir: Path, *, with_jobgate: bool, real_node: bool = False) -> int:
+    cluster = LocalCluster(state_dir, real_node=real_node)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         cluster.start()  # stops whatever it started if it fails or is interrupted
@@ -127,6 +147,11 @@ def _up(state_dir: Path, *, with_jobgate: bool) -> int:
             f"  kubectl:    {kubectl} --kubeconfig {cluster.kubeconfig} get nodes\n"
             f"  logs:       {cluster.state_dir / 'logs'}"
         )
+        if cluster.real_node is not None:
+            print(
+                f'  real node:  {realnode.NODE_NAME} (nodeSelector {realnode.POOL_SELECTOR_LABEL}: "true"), '
+                f"image {cluster.real_node.job_image} (imagePullPolicy IfNotPresent or Never)"
+            )
         if with_jobgate:
             _start_jobgate(cluster)
         print("stop with Ctrl-C or `make stop`", flush=True)
@@ -185,11 +210,16 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument(
         "--with-jobgate", action="store_true", help="also run jobgate's operator and API (127.0.0.1:8265)"
     )
+    up.add_argument(
+        "--real-node",
+        action="store_true",
+        help="also run one real node (kubelet + containerd) in pool `real`; needs root (see realnode.py)",
+    )
     down = sub.add_parser("down", help="stop the cluster running in --state-dir")
     down.add_argument("--state-dir", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.command == "up":
-        return _up(args.state_dir, with_jobgate=args.with_jobgate)
+        return _up(args.state_dir, with_jobgate=args.with_jobgate, real_node=args.real_node)
     return _down(args.state_dir)
 
 

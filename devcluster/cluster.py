@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from . import kwokconfig, pools, procs
+from . import kwokconfig, pools, procs, realnode
 from .kubeapi import ApiError, KubeApi, probe
 from .pki import write_pki
 
@@ -173,6 +173,7 @@ class LocalCluster:
         extra_args: Mapping[str, Sequence[str]] | None = None,
         bin_dir: Path | None = None,
         ready_timeout: float = 120.0,
+        real_node: bool = False,
     ) -> None:
         """Describe a cluster; nothing runs until `start()`.
 
@@ -183,6 +184,8 @@ class LocalCluster:
         extra_args:   more command-line flags per component, e.g.
                       {"kube-apiserver": ["--max-requests-inflight=2000"]}.
         bin_dir:      the binaries (default: $JOBGATE_BIN_DIR, else build.sh's output).
+        real_node:    also run one real node (kubelet + containerd, see realnode.py) in pool
+                      `real` (label pool-real="true"); needs root and this machine's kernel.
         """
         self.state_dir = state_dir.resolve()
         self.pools_file = pools_file
@@ -194,6 +197,12 @@ class LocalCluster:
             raise ValueError(f"extra_args for unknown components: {sorted(unknown)}")
         self._bin_dir = bin_dir
         self.ready_timeout = ready_timeout
+        # The opt-in real node (realnode.py): set when started, or rebuilt by attach().
+        self.real_node_enabled = real_node
+        self.real_node: realnode.RealNode | None = None
+        if real_node:
+            apiserver_args = self.extra_args.setdefault(APISERVER, [])
+            apiserver_args[:0] = realnode.apiserver_args(self.state_dir)
         self.kubeconfig = self.state_dir / "kubeconfig"
         self.ca_file = self.state_dir / "pki" / "ca.crt"
         self.ports: Ports | None = None
@@ -244,6 +253,12 @@ class LocalCluster:
                 path.unlink(missing_ok=True)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         bin_dir = self.bin_dir  # may build, which is not part of the warm start time
+        node = realnode.RealNode(self) if self.real_node_enabled else None
+        if node is not None:
+            try:
+                node.prepare()  # builds or finds the node's binaries and images, likewise
+            except realnode.RealNodeError as err:
+                raise ClusterError(f"real node: {err}") from err
         missing = [c for c in (*COMPONENTS, "kubectl") if not (bin_dir / c).exists()]
         if missing:
             raise ClusterError(f"{bin_dir} lacks {missing}: run `bash hack/cluster/build.sh`")
@@ -266,6 +281,12 @@ class LocalCluster:
                 lambda: self._exists("/api/v1/namespaces/default/serviceaccounts/default"),
                 component=CONTROLLER_MANAGER,
             )
+            if node is not None:
+                self.real_node = node
+                try:
+                    node.start()
+                except realnode.RealNodeError as err:
+                    raise ClusterError(f"real node: {err}") from err
         except BaseException:
             self.stop()
             raise
@@ -277,6 +298,8 @@ class LocalCluster:
         for name in reversed(list(self.processes)):
             self.processes[name].stop(grace=grace)
         leftovers = [n for n, p in self.processes.items() if p.alive()]
+        if self.real_node is not None and not leftovers:
+            leftovers += self.real_node.teardown()  # its containers, cgroups, bridge
         if self.ports is not None:  # only the state of a cluster this handle started or attached
             (self.state_dir / STATE_FILE).unlink(missing_ok=True)
         if leftovers:
@@ -362,6 +385,8 @@ class LocalCluster:
         cluster.supervisor = state.get("supervisor")
         cluster._node_names = state.get("node_names", [])
         cluster._expected_taints = state.get("expected_taints", {})
+        cluster.real_node = realnode.from_record(cluster, state.get("real_node"))
+        cluster.real_node_enabled = cluster.real_node is not None
         cluster.processes = {n: procs.ManagedProcess.adopt(n, r) for n, r in state["processes"].items()}
         return cluster
 
@@ -533,6 +558,7 @@ class LocalCluster:
             "supervisor": self.supervisor,
             "node_names": self._node_names,
             "expected_taints": self._expected_taints,
+            "real_node": realnode.record_of(self.real_node),
             "processes": {n: p.record() for n, p in self.processes.items()},
         }
         path = self.state_dir / STATE_FILE
