@@ -31,8 +31,9 @@ node: install
 	@$(PY) -m jobgate.devcluster.nodectl prepare
 
 ## Start control plane, operator and API on http://127.0.0.1:8265 (Ctrl-C or `make stop` ends it).
-dev: install binaries
-	$(PY) -m jobgate.devcluster up --state-dir $(STATE_DIR) --with-jobgate
+## REAL_NODE=1 adds a real node (pool label `pool-real`) that really runs the jobs' entrypoints.
+dev: install binaries $(if $(REAL_NODE),node)
+	$(PY) -m jobgate.devcluster up --state-dir $(STATE_DIR) --with-jobgate $(if $(REAL_NODE),--real-node)
 
 stop:
 	$(PY) -m jobgate.devcluster down --state-dir $(STATE_DIR)

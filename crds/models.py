@@ -32,7 +32,6 @@ API_VERSION: Final = f"{GROUP}/{VERSION}"
 LABEL_SUBMISSION_ID: Final = "jobgate.io/submission-id"
 LABEL_JOB_NAME: Final = "jobgate.io/job-name"
 LABEL_TENANT: Final = "jobgate.io/tenant"
-LABEL_STATE: Final = "jobgate.io/state"
 LABEL_ATTEMPT: Final = "jobgate.io/attempt"
 # Annotations with the exact values of the labels above, which a label cannot always hold
 # (a label value is at most 63 characters of [A-Za-z0-9_.-]).

@@ -82,7 +82,7 @@ def _healthz_ok(url: str) -> bool:
 
 def _start_jobgate(cluster: LocalCluster) -> None:
     env = {
-        **_real_node_env(cluster),
+        **_dev_env(cluster),
         "KUBECONFIG": str(cluster.kubeconfig),
         "PYTHONUNBUFFERED": "1",
         # Keep the working directory off sys.path: run from the repo root, the folder
@@ -115,16 +115,23 @@ def _start_jobgate(cluster: LocalCluster) -> None:
     print(f"jobgate API ready on {API_HEALTHZ.removesuffix('/healthz')}")
 
 
-def _real_node_env(cluster: LocalCluster) -> dict[str, str]:
-    """With a real node, jobs default to the image it has, and their init containers fetch
-    uploaded packages through the relay on the node's address (unless the variables are set)."""
-    if cluster.real_node is None:
-        return {}
+def _dev_env(cluster: LocalCluster) -> dict[str, str]:
+    """jobgate's settings for the dev cluster, where the shell's own values win.
+
+    Uploaded packages (Ray's `--working-dir`) are kept in the state dir and fetched by the
+    jobs' init containers from the API; the seed's `file://` example is allowed. With a real
+    node, jobs default to the image it has, and fetch packages through the relay on the
+    node's address (pods there cannot reach the host's loopback).
+    """
     port = urllib.parse.urlsplit(API_HEALTHZ).port
     defaults = {
-        "JOBGATE_IMAGE": cluster.real_node.job_image,
-        "JOBGATE_PACKAGE_BASE_URL": f"http://{realnode.NODE_IP}:{port}",
+        "JOBGATE_PACKAGE_DIR": str(cluster.state_dir / "packages"),
+        "JOBGATE_PACKAGE_BASE_URL": f"http://127.0.0.1:{port}",
+        "JOBGATE_FILE_URI_ROOT": "/",
     }
+    if cluster.real_node is not None:
+        defaults["JOBGATE_IMAGE"] = cluster.real_node.job_image
+        defaults["JOBGATE_PACKAGE_BASE_URL"] = f"http://{realnode.NODE_IP}:{port}"
     return {name: value for name, value in defaults.items() if not os.environ.get(name)}
 
 

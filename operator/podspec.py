@@ -68,6 +68,10 @@ def render_pod(
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,  # no service env vars mixed into the job's environment
+        # The pod's pause process is then PID 1, not the job's shell: the kernel ignores
+        # SIGTERM sent to a PID 1 without a handler, so without this a stop would always
+        # wait out the whole grace period and end in SIGKILL.
+        "shareProcessNamespace": True,
         "containers": [container],
         "volumes": [{"name": _WORKSPACE_VOLUME, "emptyDir": {}}],
     }
