@@ -3,7 +3,7 @@
 `LocalCluster(state_dir, real_node=True)` (or `python -m jobgate.devcluster up --real-node`)
 starts, beside kwok's fake nodes, a node that really runs containers:
 
-    real-0   labels pool-real="true", jobgate.io/pool=real, type=real   (no kwok annotation,
+    real-0   labels real="true", jobgate.io/pool=real, type=real   (no kwok annotation,
              so kwok never touches it)
 
 Everything comes from Go modules pinned in hack/node/ (`bash hack/node/build.sh`, cached in
@@ -76,7 +76,7 @@ NODE_BUILD_SCRIPT: Final = REPO_ROOT / "hack" / "node" / "build.sh"
 
 NODE_NAME: Final = "real-0"
 POOL: Final = "real"
-POOL_SELECTOR_LABEL: Final = f"pool-{POOL}"  # what jobgate's poolLabels name
+POOL_SELECTOR_LABEL: Final = POOL  # what jobgate's poolLabels name: `X-Pool-Label: real`
 NODE_LABELS: Final = {POOL_SELECTOR_LABEL: "true", "jobgate.io/pool": POOL, "type": POOL}
 BRIDGE: Final = "jgbr0"
 POD_SUBNET: Final = "10.244.0.0/24"

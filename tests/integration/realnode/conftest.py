@@ -1,7 +1,7 @@
 """Fixtures of the real-node tests: a local cluster of their own, with one real node.
 
     real_cluster    LocalCluster(real_node=True): the control plane, kwok's fake nodes and
-                    the node `real-0` (kubelet + containerd + runc, pool label pool-real),
+                    the node `real-0` (kubelet + containerd + runc, pool label real),
                     started once per session, apart from the default `cluster` fixture
     real_kube       an admin `kubernetes.client.ApiClient` for it
     real_namespace  a fresh namespace per test

@@ -1,6 +1,6 @@
 """jobgate Jobs on the real node: the operator (`python -m jobgate.operator`, run here as a
 subprocess against the real-node cluster) turns Job resources with `poolLabels:
-["pool-real"]` into pods that really run: through a shell, in the working directory the
+["real"]` into pods that really run: through a shell, in the working directory the
 init container unpacked, with the job's env vars, and with its exit code, OOM kill and logs
 reported as they happened. Nothing is faked."""
 
