@@ -31,7 +31,7 @@ node: install
 	@$(PY) -m jobgate.devcluster.nodectl prepare
 
 ## Start control plane, operator and API on http://127.0.0.1:8265 (Ctrl-C or `make stop` ends it).
-## REAL_NODE=1 adds a real node (pool label `pool-real`) that really runs the jobs' entrypoints.
+## REAL_NODE=1 adds a real node (pool label `real`) that really runs the jobs' entrypoints.
 dev: install binaries $(if $(REAL_NODE),node)
 	$(PY) -m jobgate.devcluster up --state-dir $(STATE_DIR) --with-jobgate $(if $(REAL_NODE),--real-node)
 
@@ -45,6 +45,7 @@ test: install binaries node
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint Dockerfile
 
 typecheck: install
 	$(VENV)/bin/mypy

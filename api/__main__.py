@@ -18,6 +18,8 @@ import kubernetes.config
 import uvicorn
 
 from jobgate.api import app, config, index, store
+from jobgate.operator import config as operator_config
+from jobgate.operator import logs
 
 _SHUTDOWN_SECONDS = 30
 
@@ -31,10 +33,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         settings = config.Settings.from_env(os.environ)
-    except config.ConfigError as e:
+        log_format = logs.format_from_env(os.environ)
+    except (config.ConfigError, operator_config.ConfigError) as e:
         sys.exit(f"jobgate-api: {e}")
     settings = dataclasses.replace(settings, host=args.host or settings.host, port=args.port or settings.port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.install(log_format)
     try:
         kube = store.Store.connect(jobs=index.JobIndex(), namespace_prefix=settings.namespace_prefix)
     except kubernetes.config.ConfigException as e:
@@ -44,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         host=settings.host,
         port=settings.port,
         log_level="info",
+        log_config=None,  # uvicorn's lines go through the root logger, in the chosen format
         # On SIGTERM, requests under way (a submit waiting for its pod to be scheduled, a
         # log tail) get this long to finish before they are cut.
         timeout_graceful_shutdown=_SHUTDOWN_SECONDS,

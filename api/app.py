@@ -16,7 +16,7 @@ from typing import Any
 import fastapi
 from fastapi.openapi.utils import get_openapi
 
-from jobgate.api import errors, index, limits, metrics, packages, service, store
+from jobgate.api import errors, index, limits, logscope, metrics, packages, service, store
 from jobgate.api.config import Settings
 from jobgate.api.routers import packages as package_routes
 from jobgate.api.routers import ray, seed, system
@@ -64,6 +64,7 @@ def create_app(settings: Settings, *, kube: store.Store | None = None) -> fastap
     app.state.metrics = metrics.Metrics(kube=kube)
     app.add_middleware(limits.BodyLimit, default=settings.max_body_bytes, uploads=settings.max_package_bytes)
     app.add_middleware(metrics.Middleware, metrics=app.state.metrics)
+    app.add_middleware(logscope.JobLogScope)  # added last: outermost
     errors.install(app)
     app.include_router(seed.router)
     app.include_router(ray.router)

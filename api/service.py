@@ -19,6 +19,7 @@ from typing import Final
 from jobgate.api import errors, index, models, store, tenancy, translate, views
 from jobgate.api.config import Settings, SubmitWait
 from jobgate.crds import models as crd
+from jobgate.operator import logs
 
 # A submit fails (500) when the operator ended its job for one of these reasons before it
 # ever ran: the job was not "created" in the seed's sense.
@@ -60,6 +61,7 @@ class Jobs:
             request, dialect=dialect, tenant=tenant, pool_labels=pool_labels, settings=self._settings
         )
         submission_id = spec.submission_id or ""
+        logs.bind(submission_id=submission_id)  # this request's log lines name the job from now on
         namespace = self._namespace(tenant)
         self._require_index()
         if self._index.find(namespace, submission_id) is not None:

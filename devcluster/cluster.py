@@ -185,7 +185,7 @@ class LocalCluster:
                       {"kube-apiserver": ["--max-requests-inflight=2000"]}.
         bin_dir:      the binaries (default: $JOBGATE_BIN_DIR, else build.sh's output).
         real_node:    also run one real node (kubelet + containerd, see realnode.py) in pool
-                      `real` (label pool-real="true"); needs root and this machine's kernel.
+                      `real` (label real="true"); needs root and this machine's kernel.
         """
         self.state_dir = state_dir.resolve()
         self.pools_file = pools_file
@@ -347,6 +347,13 @@ class LocalCluster:
         self._save_state()
         return proc
 
+    def write_kubeconfig(self, path: Path, *, user: str, token: str) -> Path:
+        """A kubeconfig for this cluster acting as `user` with a bearer `token` (e.g. a
+        ServiceAccount's, from the TokenRequest API), readable by its owner only."""
+        path.write_text(_kubeconfig(server=self.server, ca_file=self.ca_file, user=user, token=token))
+        path.chmod(0o600)
+        return path
+
     def kubectl(
         self, *args: str, timeout: float = 60.0, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
@@ -410,7 +417,7 @@ class LocalCluster:
 
     def _write_files(self) -> None:
         assert self.ports is not None
-        pki = write_pki(self.state_dir / "pki", service_ip=SERVICE_IP)
+        write_pki(self.state_dir / "pki", service_ip=SERVICE_IP)
         config = self.state_dir / "config"
         config.mkdir(parents=True)
         self.admin_token = secrets.token_urlsafe(32)
@@ -428,8 +435,7 @@ class LocalCluster:
         (config / "tokens.csv").chmod(0o600)
         for user, token in identities.items():
             path = self.kubeconfig if user == "admin" else config / f"{user.split(':')[-1]}.kubeconfig"
-            path.write_text(_kubeconfig(server=self.server, ca_file=pki.ca_cert, user=user, token=token))
-            path.chmod(0o600)
+            self.write_kubeconfig(path, user=user, token=token)
 
         client: dict[str, Any] = {"kubeconfig": str(config / "kube-scheduler.kubeconfig")}
         if self.client_qps is not None:

@@ -14,6 +14,8 @@ from jobgate.operator import resources, workdir
 
 DEFAULT_IMAGE: Final = "python:3.11-slim"
 DEFAULT_WORKERS: Final = 16
+DEFAULT_LEASE_SECONDS: Final = 15  # client-go's default leader-election lease duration
+DEFAULT_METRICS_HOST: Final = "0.0.0.0"
 
 T = TypeVar("T")
 
@@ -31,6 +33,12 @@ class Config:
     namespaces: tuple[str, ...] = ()  # watched namespaces (names); empty = the whole cluster
     workers: int = DEFAULT_WORKERS  # threads calling the apiserver: bounds concurrent requests
     liveness_endpoint: str | None = None  # e.g. http://0.0.0.0:8080/healthz
+    # Running several replicas, and being watched (deploy/README.md). Only the process reads
+    # these; the API, which reads this Config too, ignores them.
+    lease: tuple[str, str] | None = None  # (namespace, name) of the leader-election Lease; None: no election
+    lease_seconds: int = DEFAULT_LEASE_SECONDS  # how long a leader that stopped renewing keeps the Lease
+    metrics_host: str = DEFAULT_METRICS_HOST
+    metrics_port: int | None = None  # Prometheus metrics; None: not served
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Config:
@@ -68,6 +76,10 @@ class Config:
             namespaces=get("JOBGATE_NAMESPACES", _names, ()),
             workers=get("JOBGATE_OPERATOR_WORKERS", _positive, DEFAULT_WORKERS),
             liveness_endpoint=get("JOBGATE_OPERATOR_LIVENESS", _url, None),
+            lease=get("JOBGATE_OPERATOR_LEASE", _lease, None),
+            lease_seconds=get("JOBGATE_OPERATOR_LEASE_SECONDS", _lease_seconds, DEFAULT_LEASE_SECONDS),
+            metrics_host=get("JOBGATE_OPERATOR_METRICS_HOST", str, DEFAULT_METRICS_HOST),
+            metrics_port=get("JOBGATE_OPERATOR_METRICS_PORT", _port, None),
         )
 
 
@@ -100,3 +112,25 @@ def _absolute_path(text: str) -> str:
     if not text.startswith("/"):
         raise ValueError("expected an absolute path")
     return text
+
+
+def _lease(text: str) -> tuple[str, str]:
+    """`jobgate-system/jobgate-operator` -> ("jobgate-system", "jobgate-operator")."""
+    namespace, _, name = text.partition("/")
+    if not namespace.strip() or not name.strip() or "/" in name:
+        raise ValueError("expected <namespace>/<name> of a Lease")
+    return namespace.strip(), name.strip()
+
+
+def _lease_seconds(text: str) -> int:
+    value = int(text)
+    if value < 2:  # the renew period is a fraction of it; below this the holder does little else
+        raise ValueError("must be at least 2")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise ValueError("must be a port number, 1 to 65535")
+    return value

@@ -20,7 +20,7 @@ import kopf
 from jobgate.crds import models
 from jobgate.operator import alarms as alarming
 from jobgate.operator import config as configuration
-from jobgate.operator import queueing, reconciler
+from jobgate.operator import logs, metrics, queueing, reconciler
 
 LIST_PAGE = 200
 
@@ -53,7 +53,9 @@ def build_registry(
         # Lists (at start, and on relists) come in pages, so that the objects of a big cluster
         # pass through in small batches instead of all being held at once.
         settings.watching.chunk_size = LIST_PAGE
-        queueing.start_workers(queue, reconciling.reconcile, count=config.workers)
+        # Each handling of a job is timed, and its log lines name the job (see logs, metrics).
+        handle = logs.per_job(metrics.timed(reconciling.reconcile))
+        queueing.start_workers(queue, handle, count=config.workers)
         threading.Thread(target=reconciling.resume_ttls, name="jobgate-resume-ttls", daemon=True).start()
         memo["alarms"] = asyncio.create_task(alarms.run(reconciling.alarm))
 

@@ -2,8 +2,9 @@
 
 A few calls, all on plain JSON dicts (the same shape as kopf's bodies, and cheaper than
 the client's model objects): list the finished Jobs, read, patch the status of, and
-delete a Job, post an event on it; create, read and delete a pod. Blocking: the callers
-are the operator's worker threads.
+delete a Job, post an event on it; create, read and delete a pod; read and write the
+leader-election Lease. Blocking: the callers are the operator's worker threads (and the
+leadership thread, on a client of its own).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import kubernetes.client
 import kubernetes.config
 
 from jobgate.crds import models
-from jobgate.operator import jobs, pods
+from jobgate.operator import jobs, metrics, pods
 
 _JOB_LIST: Final = f"/apis/{models.GROUP}/{models.VERSION}/{models.PLURAL}"
 _NAMESPACED_JOB_LIST: Final = (
@@ -26,6 +27,7 @@ _NAMESPACED_JOB_LIST: Final = (
 _JOBS: Final = _NAMESPACED_JOB_LIST + "/{name}"
 _PODS: Final = "/api/v1/namespaces/{namespace}/pods"
 _EVENTS: Final = "/api/v1/namespaces/{namespace}/events"
+_LEASES: Final = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
 COMPONENT: Final = "jobgate-operator"  # the events' source, as `kubectl describe` shows it
 _TIMEOUT: Final = 30.0  # seconds, a whole request
 _PAGE: Final = 200  # objects per page of a list
@@ -139,12 +141,15 @@ class Kube:
         """
         meta = manifest["metadata"]
         try:
-            return self._call("POST", _path(_PODS, namespace=meta["namespace"]), body=manifest)
+            created = self._call("POST", _path(_PODS, namespace=meta["namespace"]), body=manifest)
         except kubernetes.client.ApiException as e:
             if e.status != 409:
                 if e.status in (400, 403, 422):
                     raise PodRefusedError(e.status, _message(e)) from e
                 raise
+        else:
+            metrics.PODS_CREATED.inc()
+            return created
         existing = self.read_pod(meta["namespace"], meta["name"], owner_uid=owner_uid)
         if existing is None:
             raise PodNameTakenError(f"pod {meta['namespace']}/{meta['name']} exists and is not this job's")
@@ -167,6 +172,22 @@ class Kube:
             _path(_PODS, namespace=namespace) + f"/{_quote(name)}",
             {key: value for key, value in preconditions.items() if value},
         )
+
+    # -- the leader-election Lease (see leadership) -------------------------------------------
+
+    def read_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._call_or_none("GET", _path(_LEASES, namespace=namespace) + f"/{_quote(name)}")
+
+    def write_lease(self, lease: dict[str, Any]) -> dict[str, Any]:
+        """Create the Lease, or replace it if `lease` carries the resourceVersion it was read at.
+
+        Raises `kubernetes.client.ApiException` 409 when someone else wrote it first.
+        """
+        meta = lease["metadata"]
+        path = _path(_LEASES, namespace=meta["namespace"])
+        if meta.get("resourceVersion"):
+            return self._call("PUT", path + f"/{_quote(meta['name'])}", body=lease)
+        return self._call("POST", path, body=lease)
 
     # -- plumbing ------------------------------------------------------------------------
 

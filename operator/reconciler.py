@@ -23,7 +23,7 @@ from typing import Any, Final
 from jobgate.crds import models
 from jobgate.operator import alarms as alarming
 from jobgate.operator import config as configuration
-from jobgate.operator import jobs, kube, lifecycle, pods, podspec, queueing, statuses
+from jobgate.operator import jobs, kube, lifecycle, metrics, pods, podspec, queueing, statuses
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +106,7 @@ class Reconciler:
             else:
                 raise RuntimeError(f"the Job kept changing during {_CONFLICT_RETRIES} attempts")
         except Exception:
+            metrics.RECONCILE_ERRORS.inc()
             failures = self._errors.get(key, 0) + 1
             self._errors[key] = failures
             delay = min(2.0**failures, _MAX_ERROR_BACKOFF)
@@ -161,6 +162,7 @@ class Reconciler:
         # The status first: it is what may conflict, and nothing else is done on a stale Job.
         if act.status:
             self._kube.patch_job_status(job, act.status)
+            metrics.status_written(before=job.body.get("status") or {}, patch=act.status)
         if act.delete_pod:
             pod = act.delete_pod
             self._kube.delete_pod(
@@ -176,7 +178,9 @@ class Reconciler:
         return bool(act.status)
 
     def _post(self, job: jobs.JobView, event: lifecycle.Event) -> None:
-        # Events tell the story; a lost one must not undo (or repeat) what was done.
+        # Events tell the story (the log tells it too, for those who read logs and not
+        # `kubectl describe`); a lost one must not undo (or repeat) what was done.
+        logger.info("job %s/%s: %s: %s", job.ref.namespace, job.ref.name, event.reason, event.message)
         try:
             now = statuses.timestamp(datetime.datetime.now(datetime.UTC))
             self._kube.post_event(job, type=event.type, reason=event.reason, message=event.message, now=now)

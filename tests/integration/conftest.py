@@ -1,6 +1,12 @@
 """Fixtures for integration tests that need jobgate's pieces on the session's cluster.
 
     crd               the Job CRD (crds/jobgate.io_jobs.yaml) installed and Established
+    identities        kubeconfigs of the operator's and the API's ServiceAccounts, with the
+                      RBAC of deploy/rbac applied and tokens from the TokenRequest API: the
+                      operator and the API of every test run as those, never as admin, so
+                      the suite proves that deploy/'s least-privilege roles suffice
+    operator_processes  a function starting more operators (e.g. replicas electing a
+                      leader), each with extra settings; all are stopped after the test
     jobgate_operator  `python -m jobgate.operator` running against the cluster, as a
                       subprocess whose log is shown when a test using it fails;
                       `.kill()` SIGKILLs it, `.start()` starts it again, `.restart()` both
@@ -12,6 +18,7 @@ own namespace), and a test that kills it starts it again before it ends.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -20,7 +27,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +72,44 @@ def crd(kube: client.ApiClient) -> str:
             return name
         time.sleep(0.1)
     raise TimeoutError(f"CRD {name} not Established after 30 s")
+
+
+SYSTEM_NAMESPACE = "jobgate-system"  # deploy/'s, where the ServiceAccounts live
+RBAC_DIR = REPO_ROOT / "deploy" / "rbac"
+TOKEN_SECONDS = 24 * 3600  # outlives any test session
+TOKEN_AUDIENCE = "https://kubernetes.default.svc.cluster.local"  # the cluster's issuer (devcluster)
+
+
+@dataclasses.dataclass(frozen=True)
+class Identities:
+    """Kubeconfigs acting as deploy/'s ServiceAccounts."""
+
+    operator: Path
+    api: Path
+
+
+@pytest.fixture(scope="session")
+def identities(
+    cluster: LocalCluster, kube: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
+) -> Identities:
+    core = client.CoreV1Api(kube)
+    with contextlib.suppress(client.ApiException):  # 409: a reused cluster has it already
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=SYSTEM_NAMESPACE)))
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-k", str(RBAC_DIR))
+    directory = tmp_path_factory.mktemp("identities")
+
+    def kubeconfig_of(account: str) -> Path:
+        token = core.create_namespaced_service_account_token(
+            account,
+            SYSTEM_NAMESPACE,
+            client.AuthenticationV1TokenRequest(
+                spec=client.V1TokenRequestSpec(audiences=[TOKEN_AUDIENCE], expiration_seconds=TOKEN_SECONDS)
+            ),
+        ).status.token
+        user = f"system:serviceaccount:{SYSTEM_NAMESPACE}:{account}"
+        return cluster.write_kubeconfig(directory / f"{account}.kubeconfig", user=user, token=token)
+
+    return Identities(operator=kubeconfig_of("jobgate-operator"), api=kubeconfig_of("jobgate-api"))
 
 
 class OperatorProcess:
@@ -149,16 +194,37 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def jobgate_operator(
-    cluster: LocalCluster, crd: str, tmp_path_factory: pytest.TempPathFactory
+    identities: Identities, crd: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     operator = OperatorProcess(
-        kubeconfig=cluster.kubeconfig, log_path=tmp_path_factory.mktemp("operator") / "operator.log"
+        kubeconfig=identities.operator, log_path=tmp_path_factory.mktemp("operator") / "operator.log"
     )
     operator.start()
     try:
         yield operator
     finally:
         operator.stop()
+
+
+@pytest.fixture
+def operator_processes(
+    identities: Identities, crd: str, tmp_path: Path
+) -> Iterator[Callable[..., OperatorProcess]]:
+    started: list[OperatorProcess] = []
+
+    def start(name: str, **env: str) -> OperatorProcess:
+        operator = OperatorProcess(
+            kubeconfig=identities.operator, log_path=tmp_path / f"operator-{name}.log", env=OPERATOR_ENV | env
+        )
+        started.append(operator)
+        operator.start()
+        return operator
+
+    try:
+        yield start
+    finally:
+        for operator in started:
+            operator.stop()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -74,6 +74,12 @@ class ApiServer:
                 self._process.kill()
                 self._process.wait()
 
+    def kill(self) -> None:
+        """SIGKILL: requests under way are cut, as when its node dies."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
     def ready(self) -> bool:
         try:
             return httpx.get(f"{self.url}/readyz", timeout=1, trust_env=False).status_code == 200

@@ -26,14 +26,12 @@ from apiprocess import (
 )
 from kubernetes import client
 
-from jobgate.devcluster import LocalCluster
-
 
 @pytest.fixture(scope="session")
 def api_servers(
-    cluster: LocalCluster, crd: str, jobgate_operator: Any, tmp_path_factory: pytest.TempPathFactory
+    identities: Any, crd: str, jobgate_operator: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiServers]:
-    servers = ApiServers(kubeconfig=cluster.kubeconfig, workdir=tmp_path_factory.mktemp("api"))
+    servers = ApiServers(kubeconfig=identities.api, workdir=tmp_path_factory.mktemp("api"))
     try:
         yield servers
     finally:

@@ -1,0 +1,28 @@
+"""deploy/ and the Dockerfile agree with the code: settings that exist, one version."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DOCUMENTED = (REPO_ROOT / "operator" / "README.md").read_text() + (
+    REPO_ROOT / "api" / "README.md"
+).read_text()
+
+
+def test_every_setting_deploy_gives_is_a_documented_one() -> None:
+    given = {
+        name
+        for path in (REPO_ROOT / "deploy").rglob("*.yaml")
+        for name in re.findall(r"\b(JOBGATE_[A-Z_]+)\b", path.read_text())
+    }
+    assert given, "deploy/ sets no JOBGATE_ variable?"
+    assert sorted(name for name in given if f"`{name}`" not in DOCUMENTED) == []
+
+
+def test_the_dockerfile_installs_the_version_of_pyproject() -> None:
+    version = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert f"ARG JOBGATE_VERSION={version}\n" in (REPO_ROOT / "Dockerfile").read_text()
+    assert f"newTag: {version}\n" in (REPO_ROOT / "deploy" / "default" / "kustomization.yaml").read_text()
