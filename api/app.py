@@ -36,7 +36,7 @@ the epoch.
 def create_app(settings: Settings, *, kube: store.Store | None = None) -> fastapi.FastAPI:
     """The app; `kube` defaults to a store connected with in-cluster or $KUBECONFIG credentials."""
     kube = kube or store.Store.connect(jobs=index.JobIndex(), namespace_prefix=settings.namespace_prefix)
-    uploads = packages.Packages(settings.package_dir)
+    uploads = packages.Packages(settings.package_dir, limits=settings.operator.working_dir.unpack_limits)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: fastapi.FastAPI) -> AsyncIterator[None]:

@@ -147,7 +147,8 @@ def decode_continue(token: str) -> index.Order:
     try:
         created, name = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         return index.Order(str(created), str(name))
-    except (binascii.Error, ValueError, TypeError) as e:
+    # RecursionError: a token that decodes to JSON nested too deeply for json.loads.
+    except (binascii.Error, ValueError, TypeError, RecursionError) as e:
         raise errors.InvalidRequestError("continue must be the X-Continue header of a previous page") from e
 
 

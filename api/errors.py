@@ -224,9 +224,11 @@ def install(app: fastapi.FastAPI) -> None:
         return response(request, InvalidRequestError(describe(error.errors(), model=_body_model(request))))
 
     async def http_error(request: fastapi.Request, error: Exception) -> responses.Response:
-        # Starlette's own: unknown paths (404), wrong methods (405).
+        # Starlette's own: unknown paths (404), wrong methods (405); and FastAPI's 400 for a
+        # body json.loads could not read, whose own words do not say why.
         assert isinstance(error, StarletteHTTPException)
-        failure = ApiError(str(error.detail))
+        unreadable = error.status_code == 400 and error.__cause__ is not None
+        failure = ApiError(_unreadable_body(error.__cause__) if unreadable else str(error.detail))
         failure.status = error.status_code
         shaped = response(request, failure)
         shaped.headers.update(error.headers or {})
@@ -241,6 +243,17 @@ def install(app: fastapi.FastAPI) -> None:
     app.add_exception_handler(exceptions.RequestValidationError, invalid_request)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
+
+
+def _unreadable_body(cause: BaseException | None) -> str:
+    """Why a request body is not JSON, when it is not even text JSON can parse."""
+    if isinstance(cause, UnicodeDecodeError):
+        why = f"not UTF-8 at byte {cause.start} ({cause.reason})"
+    elif isinstance(cause, RecursionError):
+        why = "nested too deeply"
+    else:  # e.g. an integer of more digits than Python converts; what follows ";" is advice to Python users
+        why = str(cause).split(";")[0]
+    return f"request body is not valid JSON: {why}"
 
 
 def _body_model(request: fastapi.Request) -> type[Any] | None:

@@ -10,10 +10,11 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Final, TypeVar
 
-from jobgate.operator import resources, workdir
+from jobgate.operator import fetch_working_dir, resources, workdir
 
 DEFAULT_IMAGE: Final = "python:3.11-slim"
 DEFAULT_WORKERS: Final = 16
+DEFAULT_RESYNC_SECONDS: Final = 60
 DEFAULT_LEASE_SECONDS: Final = 15  # client-go's default leader-election lease duration
 DEFAULT_METRICS_HOST: Final = "0.0.0.0"
 
@@ -32,6 +33,11 @@ class Config:
     working_dir: workdir.WorkingDirPolicy = dataclasses.field(default_factory=workdir.WorkingDirPolicy)
     namespaces: tuple[str, ...] = ()  # watched namespaces (names); empty = the whole cluster
     workers: int = DEFAULT_WORKERS  # threads calling the apiserver: bounds concurrent requests
+    # An unfinished job's pod is read afresh at least this often. Watch events carry every
+    # change, except those made while a watch was broken (the apiserver restarted, the
+    # network failed): a pod that finished then is in no relist, since only unfinished pods
+    # are watched. The resync bounds how long such a job looks unfinished.
+    resync_seconds: int = DEFAULT_RESYNC_SECONDS
     liveness_endpoint: str | None = None  # e.g. http://0.0.0.0:8080/healthz
     # Running several replicas, and being watched (deploy/README.md). Only the process reads
     # these; the API, which reads this Config too, ignores them.
@@ -72,9 +78,18 @@ class Config:
             working_dir=workdir.WorkingDirPolicy(
                 package_base_url=get("JOBGATE_PACKAGE_BASE_URL", _url, None),
                 file_root=get("JOBGATE_FILE_URI_ROOT", _absolute_path, None),
+                unpack_limits=fetch_working_dir.Limits(
+                    max_bytes=get(
+                        "JOBGATE_MAX_UNPACKED_BYTES", _positive, fetch_working_dir.DEFAULT_MAX_BYTES
+                    ),
+                    max_entries=get(
+                        "JOBGATE_MAX_UNPACKED_ENTRIES", _positive, fetch_working_dir.DEFAULT_MAX_ENTRIES
+                    ),
+                ),
             ),
             namespaces=get("JOBGATE_NAMESPACES", _names, ()),
             workers=get("JOBGATE_OPERATOR_WORKERS", _positive, DEFAULT_WORKERS),
+            resync_seconds=get("JOBGATE_OPERATOR_RESYNC_SECONDS", _positive, DEFAULT_RESYNC_SECONDS),
             liveness_endpoint=get("JOBGATE_OPERATOR_LIVENESS", _url, None),
             lease=get("JOBGATE_OPERATOR_LEASE", _lease, None),
             lease_seconds=get("JOBGATE_OPERATOR_LEASE_SECONDS", _lease_seconds, DEFAULT_LEASE_SECONDS),

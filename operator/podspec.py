@@ -201,10 +201,12 @@ def _fetch_container(
     if source.host_path:
         mounts.append({"name": _SOURCE_VOLUME, "mountPath": workdir.MOUNTED_SOURCE, "readOnly": True})
     strip = ["--strip-top-dir"] if source.strip_top_dir else []
+    limits = config.working_dir.unpack_limits
+    bounds = ["--max-bytes", str(limits.max_bytes), "--max-entries", str(limits.max_entries)]
     return {
         "name": FETCH_CONTAINER,
         "image": config.fetch_image,
-        "command": ["python3", "-c", FETCH_SCRIPT, source.location, WORKING_DIR, *strip],
+        "command": ["python3", "-c", FETCH_SCRIPT, source.location, WORKING_DIR, *strip, *bounds],
         # The same as the job's, so that the init container never raises the pod's request.
         "resources": {"requests": dict(quantities), "limits": dict(quantities)},
         "volumeMounts": mounts,

@@ -7,7 +7,8 @@
     file:///<path>        opt-in: a zip/tar file or a directory on the node, under the configured
                           root; only that path is mounted (read-only, hostPath) into the init container
 
-Anything else (or gcs:// / file:// when not configured) raises `SpecError`.
+Anything else (or gcs:// / file:// when not configured) raises `SpecError`. Archives are
+checked before they are unpacked (`fetch_working_dir.check_archive`, within `unpack_limits`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import re
 import urllib.parse
 from typing import Final
 
-from jobgate.operator import errors
+from jobgate.operator import errors, fetch_working_dir
 
 LOC: Final = ("runtimeEnv", "working_dir")
 PACKAGES_PATH: Final = "/api/packages/gcs/"
@@ -29,10 +30,11 @@ _PACKAGE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class WorkingDirPolicy:
-    """Which working_dir sources this deployment can serve."""
+    """Which working_dir sources this deployment can serve, and how large an archive may unpack."""
 
     package_base_url: str | None = None  # the API's base URL, as pods can reach it
     file_root: str | None = None  # file:// URIs must point inside this node directory
+    unpack_limits: fetch_working_dir.Limits = dataclasses.field(default_factory=fetch_working_dir.Limits)
 
     def schemes(self) -> tuple[str, ...]:
         optional = (("gcs", self.package_base_url), ("file", self.file_root))

@@ -11,13 +11,26 @@ contents). See README.md, "Packages".
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from fastapi import APIRouter, Request, Response, responses
 
 from jobgate.api import deps, errors, models
 
 _TEXT: Final = {"text/plain": {"schema": {"type": "string"}}}
+_BAD_NAME: Final = "The protocol is not `gcs`, or the name is not a package name"
+_TOKEN: Final[dict[int | str, dict[str, Any]]] = {
+    401: {"description": "Bearer token required", "content": _TEXT},
+    403: {"description": "Bearer token not valid", "content": _TEXT},
+}
+_EMPTY_OK: Final[dict[str, Any]] = {"description": "Done (an empty body)", "content": {}}
+_ARCHIVE_BODY: Final = {
+    "requestBody": {
+        "required": True,
+        # Ray's client sends the zip with no Content-Type; any is accepted.
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
 
 
 router = APIRouter(tags=["packages"])
@@ -26,7 +39,13 @@ router = APIRouter(tags=["packages"])
 @router.get(
     models.RAY_PREFIX + "/api/packages/{protocol}/{package_name}",
     dependencies=[deps.Authenticated],
-    responses={404: {"description": "Not uploaded yet", "content": _TEXT}},
+    response_class=Response,
+    responses={
+        200: _EMPTY_OK,
+        400: {"description": _BAD_NAME, "content": _TEXT},
+        **_TOKEN,
+        404: {"description": "Not uploaded yet", "content": _TEXT},
+    },
 )
 async def package_exists(protocol: str, package_name: str, packages: deps.Packages) -> Response:
     if packages.find(protocol, package_name) is None:
@@ -37,7 +56,18 @@ async def package_exists(protocol: str, package_name: str, packages: deps.Packag
 @router.put(
     models.RAY_PREFIX + "/api/packages/{protocol}/{package_name}",
     dependencies=[deps.Authenticated],
-    responses={413: {"description": "Larger than the deployment allows", "content": _TEXT}},
+    response_class=Response,
+    responses={
+        200: _EMPTY_OK,
+        400: {
+            "description": f"{_BAD_NAME}; or the body is not a zip or tar archive a job could unpack "
+            "(an entry leaving the working directory, a link, too many or too large entries)",
+            "content": _TEXT,
+        },
+        **_TOKEN,
+        413: {"description": "Larger than the deployment allows", "content": _TEXT},
+    },
+    openapi_extra=_ARCHIVE_BODY,  # the body is read as a stream, not by FastAPI
 )
 async def upload_package(
     protocol: str, package_name: str, request: Request, packages: deps.Packages
@@ -49,7 +79,11 @@ async def upload_package(
 @router.get(
     "/api/packages/{protocol}/{package_name}",
     response_class=responses.FileResponse,
-    responses={404: {"description": "No such package", "model": str}},
+    responses={
+        200: {"description": "The package's bytes", "content": {"application/zip": {}}},
+        400: {"description": _BAD_NAME, "model": str},
+        404: {"description": "No such package", "model": str},
+    },
 )
 async def download_package(
     protocol: str, package_name: str, packages: deps.Packages

@@ -7,7 +7,9 @@ cluster, and those paths are the integration tests' (tests/integration/api/).
 
 from __future__ import annotations
 
+import io
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +196,13 @@ def test_oversized_bodies_get_a_shaped_413(tmp_path: Path) -> None:
     assert (response.status_code, response.json()) == (413, "request body too large: at most 100 bytes")
     upload = http.put("/ray/api/packages/gcs/_ray_pkg_a.zip", content=b"x" * 201)
     assert (upload.status_code, upload.text) == (413, "request body too large: at most 200 bytes")
-    assert http.put("/ray/api/packages/gcs/_ray_pkg_a.zip", content=b"x" * 150).status_code == 200
+    junk = http.put("/ray/api/packages/gcs/_ray_pkg_a.zip", content=b"x" * 150)
+    assert (junk.status_code, junk.text.startswith("package is not a zip or tar archive")) == (400, True)
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("a.py", "print(1)")
+    assert len(package.getvalue()) <= 200
+    assert http.put("/ray/api/packages/gcs/_ray_pkg_a.zip", content=package.getvalue()).status_code == 200
 
 
 def test_the_openapi_document_describes_both_dialects(http: TestClient) -> None:

@@ -1,4 +1,5 @@
-"""Package storage: whole files under checked names, or nothing."""
+"""Package storage: whole files under checked names, checked as the init container checks
+them, or nothing."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import archives
 import pytest
 
 from jobgate.api import errors, packages
+from jobgate.operator import fetch_working_dir
+
+LIMITS = fetch_working_dir.Limits(max_bytes=1000, max_entries=5)
 
 
 async def body(*chunks: bytes, fail: bool = False) -> AsyncIterator[bytes]:
@@ -19,21 +24,41 @@ async def body(*chunks: bytes, fail: bool = False) -> AsyncIterator[bytes]:
 
 
 def test_a_package_is_stored_whole(tmp_path: Path) -> None:
-    store = packages.Packages(tmp_path / "p")
+    store = packages.Packages(tmp_path / "p", limits=LIMITS)
     store.open()
     assert store.find("gcs", "_ray_pkg_a.zip") is None
-    asyncio.run(store.save("gcs", "_ray_pkg_a.zip", body(b"PK", b"rest")))
+    first, second = archives.zipped({"a.py": "1"}), archives.zipped({"b.py": "2"})
+    asyncio.run(store.save("gcs", "_ray_pkg_a.zip", body(first[:10], first[10:])))
     found = store.find("gcs", "_ray_pkg_a.zip")
     assert found is not None
-    assert found.read_bytes() == b"PKrest"
-    asyncio.run(store.save("gcs", "_ray_pkg_a.zip", body(b"again")))  # the same name: replaced
-    assert found.read_bytes() == b"again"
+    assert found.read_bytes() == first
+    asyncio.run(store.save("gcs", "_ray_pkg_a.zip", body(second)))  # the same name: replaced
+    assert found.read_bytes() == second
 
 
 def test_an_interrupted_upload_leaves_nothing(tmp_path: Path) -> None:
-    store = packages.Packages(tmp_path)
+    store = packages.Packages(tmp_path, limits=LIMITS)
     with pytest.raises(ConnectionError):
         asyncio.run(store.save("gcs", "_ray_pkg_b.zip", body(b"PK", fail=True)))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (archives.zipped({"../x": ""}), "package entry '../x' leaves the working directory"),
+        (archives.zipped({"x": "y" * 1001}), "package unpacks to more than 1000 bytes"),
+        (archives.zipped({f"{n}": "" for n in range(6)}), "package holds more than 5 entries"),
+        (b"PK\x03\x04 not a zip", "package is not a zip or tar archive"),
+    ],
+    ids=["traversal", "bomb", "entries", "garbage"],
+)
+def test_a_package_the_job_could_not_unpack_is_refused_and_not_kept(
+    tmp_path: Path, data: bytes, message: str
+) -> None:
+    store = packages.Packages(tmp_path, limits=LIMITS)
+    with pytest.raises(errors.InvalidRequestError, match=message):
+        asyncio.run(store.save("gcs", "_ray_pkg_c.zip", body(data)))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -48,6 +73,6 @@ def test_an_interrupted_upload_leaves_nothing(tmp_path: Path) -> None:
     ],
 )
 def test_names_are_checked(tmp_path: Path, protocol: str, name: str, message: str) -> None:
-    store = packages.Packages(tmp_path)
+    store = packages.Packages(tmp_path, limits=LIMITS)
     with pytest.raises(errors.InvalidRequestError, match=message):
         store.find(protocol, name)

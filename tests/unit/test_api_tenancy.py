@@ -65,3 +65,30 @@ def test_pool_labels_are_split_trimmed_and_checked() -> None:
     assert pools.parse("") == ()
     with pytest.raises(ValueError, match="'a b' is not a node label key"):
         pools.parse("ok, a b")
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        "a" * 254 + "/pool",  # a prefix is a DNS subdomain: at most 253 characters
+        "a" * 64 + ".example.com/pool",  # of DNS labels of at most 63
+        "p" * 64,
+        "pool=" + "v" * 64,
+        "-pool",
+        "pool/",
+        "a/b/c",
+        "=v",
+        "k=v=w",
+        "пул",
+    ],
+    ids=lambda label: label[:24],
+)
+def test_pool_labels_kubernetes_would_refuse_are_refused(label: str) -> None:
+    with pytest.raises(ValueError, match="is not a node label key"):
+        pools.parse(label)
+
+
+def test_pool_labels_at_kubernetes_bounds_pass() -> None:
+    prefix = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])  # 253 characters
+    edge = f"{prefix}/{'p' * 63}={'v' * 63}"
+    assert pools.parse(edge) == (edge,)

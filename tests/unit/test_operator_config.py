@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobgate.operator import config
+from jobgate.operator import config, fetch_working_dir
 
 
 def test_defaults() -> None:
@@ -31,6 +31,8 @@ def test_every_variable() -> None:
             "JOBGATE_NAMESPACES": "tenant-a, tenant-b",
             "JOBGATE_OPERATOR_WORKERS": "4",
             "JOBGATE_OPERATOR_LIVENESS": "http://0.0.0.0:8080/healthz",
+            "JOBGATE_MAX_UNPACKED_BYTES": "1048576",
+            "JOBGATE_MAX_UNPACKED_ENTRIES": "10",
         }
     )
     assert settings.fetch_image == "registry.local/job:1"  # follows the job image
@@ -41,6 +43,7 @@ def test_every_variable() -> None:
     assert settings.namespaces == ("tenant-a", "tenant-b")
     assert settings.workers == 4
     assert settings.liveness_endpoint == "http://0.0.0.0:8080/healthz"
+    assert settings.working_dir.unpack_limits == fetch_working_dir.Limits(max_bytes=1048576, max_entries=10)
 
 
 @pytest.mark.parametrize(
@@ -55,6 +58,8 @@ def test_every_variable() -> None:
         ("JOBGATE_OPERATOR_WORKERS", "0"),
         ("JOBGATE_PACKAGE_BASE_URL", "jobgate-api:8265"),
         ("JOBGATE_FILE_URI_ROOT", "usr1"),
+        ("JOBGATE_MAX_UNPACKED_BYTES", "0"),
+        ("JOBGATE_MAX_UNPACKED_ENTRIES", "many"),
     ],
 )
 def test_a_bad_value_is_an_error_naming_the_variable(name: str, value: str) -> None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import io
+import stat
+import struct
 import tarfile
 import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import archives
 import pytest
 
 from jobgate.operator import errors, fetch_working_dir, workdir
@@ -66,25 +70,6 @@ def test_sources_this_deployment_cannot_serve_are_errors_naming_the_field(
 # -- the init container's script, run here against a local HTTP server ----------------------
 
 
-def _zip(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-    return buffer.getvalue()
-
-
-def _tar(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """A directory served over HTTP on loopback: (directory, base URL)."""
@@ -109,7 +94,9 @@ def test_a_downloaded_zip_is_unpacked_without_its_top_directory(
     served: tuple[Path, str], tmp_path: Path
 ) -> None:
     root, base = served
-    (root / "src.zip").write_bytes(_zip({"proj/script.py": "print(1)", "proj/proj/inner.txt": "x"}))
+    (root / "src.zip").write_bytes(
+        archives.zipped({"proj/script.py": "print(1)", "proj/proj/inner.txt": "x"})
+    )
     fetch_working_dir.main([f"{base}/src.zip", str(tmp_path / "wd"), "--strip-top-dir"])
     assert (tmp_path / "wd" / "script.py").read_text() == "print(1)"
     assert (tmp_path / "wd" / "proj" / "inner.txt").read_text() == "x"
@@ -117,16 +104,127 @@ def test_a_downloaded_zip_is_unpacked_without_its_top_directory(
 
 def test_a_package_keeps_its_layout(served: tuple[Path, str], tmp_path: Path) -> None:
     root, base = served
-    (root / "pkg.zip").write_bytes(_zip({"src/main.py": "print(2)"}))
+    (root / "pkg.zip").write_bytes(archives.zipped({"src/main.py": "print(2)"}))
     fetch_working_dir.main([f"{base}/pkg.zip", str(tmp_path / "wd")])
     assert (tmp_path / "wd" / "src" / "main.py").read_text() == "print(2)"
 
 
 def test_local_tar_archives_and_directories_are_copied(tmp_path: Path) -> None:
-    (tmp_path / "app.tgz").write_bytes(_tar({"top/run.sh": "echo hi"}))
+    (tmp_path / "app.tgz").write_bytes(archives.tarred({"top/run.sh": "echo hi"}))
     fetch_working_dir.main([str(tmp_path / "app.tgz"), str(tmp_path / "a"), "--strip-top-dir"])
     assert (tmp_path / "a" / "run.sh").read_text() == "echo hi"
     (tmp_path / "dir").mkdir()
     (tmp_path / "dir" / "f.txt").write_text("f")
     fetch_working_dir.main([str(tmp_path / "dir"), str(tmp_path / "b")])
     assert (tmp_path / "b" / "f.txt").read_text() == "f"
+
+
+# -- the archive check, shared by the init container and the API's package upload -----------
+
+LIMITS = fetch_working_dir.Limits(max_bytes=1 << 20, max_entries=10)
+
+
+def _tar_of(*members: tuple[str, bytes], kind: bytes = tarfile.REGTYPE, link: str = "") -> bytes:
+    """A tar.gz of `members`; the last one is of `kind` (pointing at `link` when a link)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for number, (name, data) in enumerate(members, start=1):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            if number == len(members):
+                info.type, info.linkname = kind, link
+            archive.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    return buffer.getvalue()
+
+
+def _zip_symlink(name: str, target: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        info = zipfile.ZipInfo(name)
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16  # how `zip --symlinks` stores one
+        archive.writestr(info, target)
+    return buffer.getvalue()
+
+
+def _declaring(data: bytes, size: int) -> bytes:
+    """A one-file zip that declares its file `size` bytes long (the bytes stay the same)."""
+    header = data.rindex(b"PK\x01\x02")  # the central directory entry, which zipfile trusts
+    return data[: header + 24] + struct.pack("<I", size) + data[header + 28 :]
+
+
+def _zeros_zip(size: int) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("zeros", bytes(size))
+    return buffer.getvalue()
+
+
+def test_ordinary_archives_pass() -> None:
+    fetch_working_dir.check_archive(
+        io.BytesIO(archives.zipped({"dir/": "", "dir/a.py": "x", "./b.txt": "y", "c..d": ""})), limits=LIMITS
+    )
+    fetch_working_dir.check_archive(io.BytesIO(archives.tarred({"top/run.sh": "echo hi"})), limits=LIMITS)
+    fetch_working_dir.check_archive(io.BytesIO(_zeros_zip(1 << 20)), limits=LIMITS)  # exactly the limit
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (archives.zipped({"../x": ""}), "entry '../x' leaves the working directory ('..' is not allowed)"),
+        (archives.zipped({"a/../../x": ""}), "entry 'a/../../x' leaves the working directory"),
+        (archives.zipped({"/etc/cron.d/x": ""}), "entry '/etc/cron.d/x' is an absolute path"),
+        (_tar_of(("../../x", b"")), "entry '../../x' leaves the working directory"),
+        (_tar_of(("/x", b"")), "entry '/x' is an absolute path"),
+        (_zip_symlink("link", "/etc/passwd"), "entry 'link' is a symbolic link (only files and directories"),
+        (_tar_of(("l", b""), kind=tarfile.SYMTYPE, link="/etc"), "entry 'l' is a symbolic link"),
+        (_tar_of(("f", b"x"), ("h", b""), kind=tarfile.LNKTYPE, link="f"), "entry 'h' is a hard link"),
+        (_tar_of(("dev", b""), kind=tarfile.CHRTYPE), "entry 'dev' is a special file"),
+        (_tar_of(("fifo", b""), kind=tarfile.FIFOTYPE), "entry 'fifo' is a special file"),
+        (archives.zipped({str(n): "" for n in range(11)}), "holds more than 10 entries (the most allowed)"),
+        (_zeros_zip((1 << 20) + 1), "unpacks to more than 1048576 bytes (the most allowed), 1048577 by"),
+        (_declaring(archives.zipped({"bomb": "x"}), 0xFFFFFFFF), "unpacks to more than 1048576 bytes"),
+        (_tar_of(*((f"{n}", bytes(1 << 17)) for n in range(9))), "unpacks to more than 1048576 bytes"),
+        (b"", "is not a zip or tar archive"),
+        (b"#!/bin/sh\nrm -rf /\n", "is not a zip or tar archive"),
+        (archives.zipped({"a": "b"})[:-30], "is not a zip or tar archive"),
+        (archives.tarred({"a": "b" * 1000})[:40], "is a damaged zip or tar archive (Compressed file ended"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_unsafe_or_foreign_archives_are_refused(data: bytes, message: str) -> None:
+    with pytest.raises(fetch_working_dir.ArchiveError) as caught:
+        fetch_working_dir.check_archive(io.BytesIO(data), limits=LIMITS)
+    assert message in str(caught.value)
+
+
+def test_a_bomb_is_refused_at_its_declared_size_without_unpacking_it() -> None:
+    """A few hundred bytes declaring 4 GiB: refused with the default limits, nothing inflated."""
+    bomb = _declaring(archives.zipped({"bomb": "x"}), 0xFFFFFFFF)
+    assert len(bomb) < 200
+    with pytest.raises(fetch_working_dir.ArchiveError, match="more than 1073741824 bytes"):
+        fetch_working_dir.check_archive(io.BytesIO(bomb), limits=fetch_working_dir.Limits())
+
+
+@pytest.mark.parametrize("cut", range(0, 400, 7))
+def test_any_truncated_archive_is_an_archive_error(cut: int) -> None:
+    for data in (
+        archives.zipped({"a/b.py": "print(1)" * 20, "c": "d"}),
+        archives.tarred({"a/b.py": "print(1)" * 20}),
+    ):
+        with contextlib.suppress(fetch_working_dir.ArchiveError):
+            fetch_working_dir.check_archive(io.BytesIO(data[:cut]), limits=LIMITS)
+
+
+def test_the_init_container_unpacks_nothing_of_a_refused_archive(tmp_path: Path) -> None:
+    (tmp_path / "evil.zip").write_bytes(archives.zipped({"ok.py": "", "../escaped": "x"}))
+    with pytest.raises(SystemExit) as caught:
+        fetch_working_dir.main([str(tmp_path / "evil.zip"), str(tmp_path / "wd")])
+    assert str(caught.value) == (
+        f"working_dir {tmp_path / 'evil.zip'}: entry '../escaped' leaves the working directory "
+        "('..' is not allowed)"
+    )
+    assert list((tmp_path / "wd").iterdir()) == []
+    assert not (tmp_path / "escaped").exists()
+    (tmp_path / "many.tgz").write_bytes(archives.tarred({"a": "", "b": ""}))
+    with pytest.raises(SystemExit, match="holds more than 1 entries"):
+        fetch_working_dir.main([str(tmp_path / "many.tgz"), str(tmp_path / "wd"), "--max-entries", "1"])

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from jobgate.crds import models
-from jobgate.operator import config, errors, jobs, podspec, validation, workdir
+from jobgate.operator import config, errors, fetch_working_dir, jobs, podspec, validation, workdir
 
 JOB = jobs.JobRef(namespace="tenant-a", name="app-1234", uid="0f0e-uid")
 SEED = {  # the seed's request body, as a Job spec
@@ -160,6 +160,10 @@ def test_the_working_dir_is_fetched_by_an_init_container() -> None:
         "https://example.com/src.zip",
         podspec.WORKING_DIR,
         "--strip-top-dir",
+        "--max-bytes",
+        str(fetch_working_dir.DEFAULT_MAX_BYTES),
+        "--max-entries",
+        str(fetch_working_dir.DEFAULT_MAX_ENTRIES),
     ]
     assert init["resources"] == main_container(pod)["resources"]
     assert all(v.get("hostPath") is None for v in pod["spec"]["volumes"])

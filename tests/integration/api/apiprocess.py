@@ -23,6 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 OPERATOR_ALIKE = {"JOBGATE_FILE_URI_ROOT": "/", "JOBGATE_PACKAGE_BASE_URL": "http://127.0.0.1:8265"}
 SCHEDULING_TIMEOUT_MS = 4000  # the `api` fixture's (the default is 18000)
 STORED_PACKAGE_LIMIT = 64 * 1024  # the `stored_api` fixture's package size limit
+UNPACKED_BYTES, UNPACKED_ENTRIES = 1 << 20, 10  # the `limited_api` fixture's unpacked package limits
 LOG_LINES = 150
 BOUND = 60.0  # seconds: only stops a hung test
 POLL = 0.1

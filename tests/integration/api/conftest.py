@@ -5,6 +5,7 @@
     api           the usual one: submit waits until scheduled; scheduling timeout 4 s
     stored_api    submit answers once the Job is stored; small package limit
     unbounded_api scheduling timeout 0: jobs wait for a node as long as it takes
+    limited_api   as stored_api, with small limits of what an uploaded package may unpack to
     tenant        a fresh tenant id for one test (its namespace is deleted afterwards)
 
 A failed test that used an API shows the API's log with its report.
@@ -20,6 +21,8 @@ import pytest
 from apiprocess import (
     SCHEDULING_TIMEOUT_MS,
     STORED_PACKAGE_LIMIT,
+    UNPACKED_BYTES,
+    UNPACKED_ENTRIES,
     ApiServer,
     ApiServers,
     delete_tenant_namespace,
@@ -50,6 +53,16 @@ def stored_api(api_servers: ApiServers) -> ApiServer:
         JOBGATE_SUBMIT_WAIT="stored",
         JOBGATE_SCHEDULING_TIMEOUT_MS=str(SCHEDULING_TIMEOUT_MS),
         JOBGATE_MAX_PACKAGE_BYTES=str(STORED_PACKAGE_LIMIT),
+    )
+
+
+@pytest.fixture(scope="session")
+def limited_api(api_servers: ApiServers) -> ApiServer:
+    return api_servers.start(
+        "limited",
+        JOBGATE_SUBMIT_WAIT="stored",
+        JOBGATE_MAX_UNPACKED_BYTES=str(UNPACKED_BYTES),
+        JOBGATE_MAX_UNPACKED_ENTRIES=str(UNPACKED_ENTRIES),
     )
 
 

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import archives
 from apiprocess import STORED_PACKAGE_LIMIT, ApiServer, wait_status
 
 JOB = {"entrypoint": "true", "runtime_env": {"working_dir": "https://example.com/job.zip"}}
 
 
 def test_packages_are_stored_served_and_limited(stored_api: ApiServer, tenant: str) -> None:
-    name = "_ray_pkg_0123456789abcdef.zip"
+    name, package = "_ray_pkg_0123456789abcdef.zip", archives.zipped({"script.py": "print(1)"})
     with stored_api.client(tenant) as http:
         assert http.get(f"/ray/api/packages/gcs/{name}").status_code == 404
         assert http.get(f"/api/packages/gcs/{name}").status_code == 404
-        assert http.put(f"/ray/api/packages/gcs/{name}", content=b"PK\x03\x04 a zip").status_code == 200
+        assert http.put(f"/ray/api/packages/gcs/{name}", content=package).status_code == 200
         exists = http.get(f"/ray/api/packages/gcs/{name}")
         assert (exists.status_code, exists.content) == (200, b"")  # Ray's client only asks whether
         download = http.get(f"/api/packages/gcs/{name}")  # the init container's download
-        assert (download.status_code, download.content) == (200, b"PK\x03\x04 a zip")
-        assert (stored_api.package_dir / name).read_bytes() == b"PK\x03\x04 a zip"
+        assert (download.status_code, download.content) == (200, package)
+        assert (stored_api.package_dir / name).read_bytes() == package
         assert not [path for path in stored_api.package_dir.iterdir() if path.name != name]  # no leftovers
 
         too_big = http.put(
