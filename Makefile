@@ -12,7 +12,7 @@ STATE_DIR ?= .state/dev
 # the standard library's `operator` module (the code is imported as jobgate.operator).
 export PYTHONSAFEPATH := 1
 
-.PHONY: dev stop test lint typecheck crds binaries node install clean
+.PHONY: dev stop test bench bench-quick faults faults-quick lint typecheck crds binaries node install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,23 @@ stop:
 ## Every test: unit tests without a cluster, then integration tests on a real local control plane.
 test: install binaries node
 	$(PY) -m pytest tests
+
+## Benchmarks on a fresh local cluster (bench/README.md): figures and chart in bench/results/.
+bench: install binaries
+	$(PY) -m jobgate.bench
+
+## The same with small numbers (CI: checks the figures are produced, not their values).
+bench-quick: install binaries
+	$(PY) -m jobgate.bench --quick
+
+## Fault and load suite (bench/faults.py): SIGKILL each process with jobs in flight, then load;
+## figures in bench/results/faults.json. Fails if a job was lost, doubled or orphaned.
+faults: install binaries
+	$(PY) -m jobgate.bench.faults
+
+## The same with small numbers, a few minutes (CI).
+faults-quick: install binaries
+	$(PY) -m jobgate.bench.faults --quick
 
 lint: install
 	$(VENV)/bin/ruff check .

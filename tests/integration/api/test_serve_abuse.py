@@ -532,8 +532,9 @@ def test_a_cannot_tail_bs_logs_whatever_it_claims(two_tenants: ApiServer) -> Non
     url = two_tenants.url.replace("http://", "ws://") + "/ray/api/jobs/app-b-running/logs/tail"
     for spoofed in (TENANT_B, TENANT_A):
         headers = {"Authorization": f"Bearer {TOKEN_A}", "X-Tenant-Id": spoofed}
-        with pytest.raises(InvalidStatus) as refused:
-            connect(url, additional_headers=headers, proxy=None).close()
+        with pytest.raises(InvalidStatus) as refused, connect(url, additional_headers=headers, proxy=None):
+            pass
         assert refused.value.response.status_code == 403
     # B's own token opens it: the job is there, only not A's.
-    connect(url, additional_headers={"Authorization": f"Bearer {TOKEN_B}"}, proxy=None).close()
+    with connect(url, additional_headers={"Authorization": f"Bearer {TOKEN_B}"}, proxy=None):
+        pass
