@@ -43,6 +43,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from jobgate.bench import measure, stack
 from jobgate.crds import models
 from jobgate.devcluster import LocalCluster
+from jobgate.operator import config as operator_config
+from jobgate.operator import jobs, podspec
 
 RESULTS: Final = stack.REPO_ROOT / "bench" / "results"
 CLIENT_QPS: Final = 2000.0  # scheduler and controller-manager (burst twice that)
@@ -60,24 +62,28 @@ TARGETS: Final = {
     "stored_submit_p99_ms_at_50": 20.0,
     "operator_rss_mb_at_scale": 150.0,
 }
-POD_TEMPLATE: Final[dict[str, Any]] = {  # what jobgate makes of JOB_BODY, for the peers to run the same pods
-    "metadata": {"annotations": {"metadata.jobgate.io/fake-duration": FAKE_DURATION}},
-    "spec": {
-        "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
-        "containers": [
-            {
-                "name": "job",
-                "image": "python:3.11-slim",
-                "command": ["/bin/sh", "-c", "python main.py"],
-                "resources": {
-                    "requests": {"cpu": "300m", "memory": "134217728"},
-                    "limits": {"cpu": "300m", "memory": "134217728"},
-                },
-            }
-        ],
-    },
+# The benchmark's job, as the Job spec the API makes of stack.submit's body.
+JOB_SPEC: Final = {
+    "entrypoint": "python main.py",
+    "runtimeEnv": {"working_dir": "https://example.com/job.zip"},
+    "metadata": {"fake-duration": FAKE_DURATION},
 }
+
+
+def _peer_pod_template() -> dict[str, Any]:
+    """The pod jobgate makes of JOB_SPEC (rendered by the operator's own `podspec`, init
+    container and all), for the peers to run the very same pod; without jobgate's labels
+    and owner, which would make it one of jobgate's pods."""
+    pod = podspec.render_pod(
+        job=jobs.JobRef(namespace="", name="peer", uid=""),
+        spec=models.JobSpec.model_validate(JOB_SPEC),
+        attempt=1,
+        config=operator_config.Config(),
+    )
+    return {"metadata": {"annotations": pod["metadata"]["annotations"]}, "spec": pod["spec"]}
+
+
+POD_TEMPLATE: Final = _peer_pod_template()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,11 +270,7 @@ class Bench:
                     "apiVersion": models.API_VERSION,
                     "kind": models.KIND,
                     "metadata": {"name": f"direct-{clients}-{i}"},
-                    "spec": {
-                        "entrypoint": "python main.py",
-                        "runtimeEnv": {"working_dir": "https://example.com/job.zip"},
-                        "metadata": {"fake-duration": FAKE_DURATION},
-                    },
+                    "spec": JOB_SPEC,
                 }
                 jobs.create_namespaced_custom_object(
                     models.GROUP, models.VERSION, namespace, models.PLURAL, body
