@@ -3,8 +3,8 @@
 Three things bring a job here: an event of the Job, an event of one of its pods, or one of
 its alarms. They only queue the job (`queueing`); a worker then takes the newest version of
 the Job seen (from its watch events and the operator's own writes, read from the apiserver
-only when there is none) and of the pods concerned (read afresh once they left the watch),
-decides, and writes. The status patch carries the resourceVersion the decision was taken
+only when there is none) and the pods concerned (as their own watch events showed them;
+read afresh when only looked up, or once they left the watch), decides, and writes. The status patch carries the resourceVersion the decision was taken
 on, so a decision on a stale Job is never written: it is taken again on a Job read afresh.
 Everything is idempotent, so a restarted operator simply decides again: pod names are fixed
 per attempt, so creating a pod that exists adopts it, and deleting a pod that is gone is a
