@@ -4,14 +4,16 @@ Three things bring a job here: an event of the Job, an event of one of its pods,
 its alarms. They only queue the job (`queueing`); a worker then takes the newest version of
 the Job seen (from its watch events and the operator's own writes, read from the apiserver
 only when there is none) and the pods concerned (as their own watch events showed them;
-read afresh when only looked up, or once they left the watch), decides, and writes. The status patch carries the resourceVersion the decision was taken
-on, so a decision on a stale Job is never written: it is taken again on a Job read afresh.
-Everything is idempotent, so a restarted operator simply decides again: pod names are fixed
-per attempt, so creating a pod that exists adopts it, and deleting a pod that is gone is a
-no-op.
+read afresh when only looked up, or once they left the watch), decides, and writes. The
+status patch carries the resourceVersion the decision was taken on, so a decision on a
+stale Job is never written: it is taken again on a Job read afresh. Everything is
+idempotent, so a restarted operator simply decides again: pod names are fixed per attempt,
+so creating a pod that exists adopts it, and deleting a pod that is gone is a no-op.
 
-Finished jobs cost nothing: the watches leave them (and finished pods) out, and only the
-TTLs of finished jobs are picked up again when the operator starts (`resume_ttls`).
+An unfinished job with a pod has an alarm at most `resync_seconds` ahead (the resync, see
+`config`), which is dropped when it finishes. Finished jobs cost nothing: the watches leave
+them (and finished pods) out, and only the TTLs of finished jobs are picked up again when
+the operator starts (`resume_ttls`).
 """
 
 from __future__ import annotations
@@ -229,11 +231,14 @@ class Reconciler:
             self._alarms.cancel(key)
             self._jobs.drop(key)
             return None
-        if act.wake_at is not None:
-            self._alarms.set(key, act.wake_at.timestamp())
-        if current.status.attempts and not current.status.state.terminal:
+        if current.status.state.terminal:
+            # Its resync alarm has nothing left to look at; a TTL is set again just below.
+            self._alarms.cancel(key)
+        elif current.status.attempts:
             # The resync (see config.resync_seconds); an earlier alarm of the job stands.
             self._alarms.set(key, time.time() + self._config.resync_seconds)
+        if act.wake_at is not None:
+            self._alarms.set(key, act.wake_at.timestamp())
         return current
 
     def _post(self, job: jobs.JobView, event: lifecycle.Event) -> None:
