@@ -479,8 +479,11 @@ def _chart(figures: dict[str, Any], path: Path) -> None:
             label=cut,
         )
     right.set_xticks(
-        [i + 0.27 for i in range(len(labels))], [k.replace("_", "\n") + " clients" for k in labels]
+        [i + 0.27 for i in range(len(labels))],
+        [k.replace("apiserver_direct", "direct").replace("_", "\n") for k in labels],
+        fontsize=8,
     )
+    right.set_xlabel("submit mode (direct: the same Job created at the apiserver), concurrent clients")
     right.set_yscale("log")
     right.set_ylabel("POST /api/jobs latency (ms)")
     right.set_title("submit latency by mode and concurrency")
