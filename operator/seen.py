@@ -7,8 +7,10 @@ version does not replace it; one that is not a number replaces what was kept.
 
 A version seen may be stale by the time it is used. That is safe: a status write carries
 the resourceVersion it was decided on (a stale Job makes it fail, and the job is decided
-again on a Job read afresh), and a stale pod can only show an earlier phase of a pod whose
-next change brings the job back here.
+again on a Job read afresh), and a pod's copy is used only when that pod's own watch event
+brought the job here. A pod only looked up (after a relist, at an alarm) is read afresh:
+a pod that finished while a watch was broken sends no event, so its copy would stay at its
+last phase for good (see `reconciler` and the resync in `config`).
 """
 
 from __future__ import annotations
