@@ -8,9 +8,7 @@ Configuration: environment variables, see README.md here.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
@@ -18,8 +16,8 @@ import kubernetes.config
 import uvicorn
 
 from jobgate.api import app, config, index, store
-from jobgate.operator import config as operator_config
-from jobgate.operator import logs
+from jobgate.core import logs
+from jobgate.crds import policy
 
 _SHUTDOWN_SECONDS = 30
 
@@ -32,15 +30,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, help=f"port (default $JOBGATE_API_PORT or {config.DEFAULT_PORT})")
     args = parser.parse_args(argv)
     try:
-        settings = config.Settings.from_env(os.environ)
-        log_format = logs.format_from_env(os.environ)
-    except (config.ConfigError, operator_config.ConfigError) as e:
+        settings = policy.load(config.Settings)
+    except policy.SettingsError as e:
         sys.exit(f"jobgate-api: {e}")
-    settings = dataclasses.replace(settings, host=args.host or settings.host, port=args.port or settings.port)
+    settings = settings.model_copy(
+        update={"host": args.host or settings.host, "port": args.port or settings.port}
+    )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logs.install(log_format)
+    logs.install(settings.log_format)
     try:
-        kube = store.Store.connect(jobs=index.JobIndex(), namespace_prefix=settings.namespace_prefix)
+        kube = store.Store.connect(job_index=index.JobIndex(), namespace_prefix=settings.namespace_prefix)
     except kubernetes.config.ConfigException as e:
         sys.exit(f"jobgate-api: no Kubernetes credentials (in-cluster or $KUBECONFIG): {e}")
     uvicorn.run(

@@ -35,8 +35,8 @@ the epoch.
 
 def create_app(settings: Settings, *, kube: store.Store | None = None) -> fastapi.FastAPI:
     """The app; `kube` defaults to a store connected with in-cluster or $KUBECONFIG credentials."""
-    kube = kube or store.Store.connect(jobs=index.JobIndex(), namespace_prefix=settings.namespace_prefix)
-    uploads = packages.Packages(settings.package_dir, limits=settings.operator.working_dir.unpack_limits)
+    kube = kube or store.Store.connect(job_index=index.JobIndex(), namespace_prefix=settings.namespace_prefix)
+    uploads = packages.Packages(settings.package_dir, limits=settings.working_dir.unpack_limits)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: fastapi.FastAPI) -> AsyncIterator[None]:

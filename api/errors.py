@@ -21,6 +21,7 @@ from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
 
 from jobgate.api import models
+from jobgate.core import client
 
 log = logging.getLogger(__name__)
 _SHOWN_INPUT = 80  # characters of a rejected value quoted back in a message
@@ -71,6 +72,13 @@ class UnavailableError(ApiError):
     """Kubernetes cannot be reached, or the job cache is not filled yet: try again."""
 
     status = 503
+
+
+class RefusedByKubernetesError(ApiError):
+    """Kubernetes refused a request the API did not expect it to refuse (e.g. RBAC: the API's
+    service account may not create namespaces): a 502 with the apiserver's own explanation."""
+
+    status = 502
 
 
 class _JobError(ApiError):
@@ -219,6 +227,11 @@ def install(app: fastapi.FastAPI) -> None:
             return None
         return response(connection, error)
 
+    async def kubernetes_error(connection: HTTPConnection, error: Exception) -> responses.Response | None:
+        unreachable = isinstance(error, client.UnreachableError)
+        failure = UnavailableError(str(error)) if unreachable else RefusedByKubernetesError(str(error))
+        return await api_error(connection, failure)
+
     async def invalid_request(request: fastapi.Request, error: Exception) -> responses.Response:
         assert isinstance(error, exceptions.RequestValidationError)
         return response(request, InvalidRequestError(describe(error.errors(), model=_body_model(request))))
@@ -240,6 +253,8 @@ def install(app: fastapi.FastAPI) -> None:
 
     # Starlette calls one handler for both kinds of connection; its types want one each.
     app.add_exception_handler(ApiError, cast(Any, api_error))
+    app.add_exception_handler(client.RefusedError, cast(Any, kubernetes_error))
+    app.add_exception_handler(client.UnreachableError, cast(Any, kubernetes_error))
     app.add_exception_handler(exceptions.RequestValidationError, invalid_request)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)

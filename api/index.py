@@ -1,10 +1,11 @@
 """Every Job the API can show, in memory: an informer-style index fed by one watch.
 
 `store` lists the Jobs once and then follows one watch for the whole process, feeding each
-event to `put`/`delete` here; the API's own writes go in too (`put` the created or patched
-object, `forget` a deleted one), so a request sees its own write at once, before the watch
-brings it (read your writes). Older news never overwrites newer: an object replaces the
-entry only with a higher resourceVersion.
+event to `put`/`delete` here; the API's own writes go in too (`wrote` the created or
+patched object, `forget` a deleted one), so a request sees its own write at once, before the
+watch brings it (read your writes). Older news never overwrites newer: after its own write,
+the index ignores the watch's events of that Job until the one of that write arrives
+(`core.cache.Pending`: resourceVersion is opaque, so order tells what is newer).
 
 Reads (`find`, `page`) never call the apiserver. Listing stays cheap at 10,000 jobs: each
 namespace keeps its jobs sorted by (creation time, name), a page starts by bisection after
@@ -19,12 +20,14 @@ from __future__ import annotations
 import asyncio
 import bisect
 import collections
+import contextlib
 import dataclasses
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from jobgate.api import models, views
+from jobgate.core import cache, jobs
 from jobgate.crds import models as crd
 
 
@@ -47,17 +50,15 @@ class Order(NamedTuple):
 class Entry:
     """One Job as last seen; immutable except for its details, rendered on first use."""
 
-    __slots__ = ("_details", "job", "key", "order", "resource_version", "state", "submission_id", "tenant")
+    __slots__ = ("_details", "job", "key", "order", "state", "submission_id", "tenant")
 
-    def __init__(self, job: dict[str, Any]) -> None:
-        meta = job["metadata"]
+    def __init__(self, job: jobs.Job) -> None:
         self.job = job
-        self.key = key_of(job)
-        self.order = Order(meta.get("creationTimestamp") or "", meta["name"])
-        self.resource_version = resource_version(job)
-        self.submission_id = crd.submission_id_of(job)
-        self.tenant: str | None = (job.get("spec") or {}).get("tenant")
-        self.state = views.state(job)
+        self.key = Key(job.ref.namespace, job.ref.name)
+        self.order = Order(job.created, job.ref.name)
+        self.submission_id = job.submission_id
+        self.tenant = job.tenant
+        self.state = job.status.state
         self._details: models.RayJobDetails | None = None
 
     @property
@@ -65,12 +66,6 @@ class Entry:
         if self._details is None:
             self._details = views.details(self.job)
         return self._details
-
-
-def resource_version(job: Mapping[str, Any]) -> int:
-    """The object's resourceVersion as a number (etcd's revision); 0 if it is not one."""
-    text = str(job.get("metadata", {}).get("resourceVersion") or "0")
-    return int(text) if text.isdigit() else 0
 
 
 @dataclasses.dataclass
@@ -90,6 +85,7 @@ class JobIndex:
         # Jobs this process deleted, by key -> uid: stale events about them are ignored
         # until the watch reports the deletion (a Job re-created under the name has a new uid).
         self._deleted: dict[Key, str] = {}
+        self._pending: cache.Pending[Key] = cache.Pending()  # this process's writes not watched yet
         self._listeners: list[Callable[[set[Key]], None]] = []
         self._synced = threading.Event()
 
@@ -104,47 +100,69 @@ class JobIndex:
 
     # -- writes -----------------------------------------------------------------------------
 
-    def replace(self, jobs: Iterable[dict[str, Any]], *, resource_version: int) -> None:
-        """Load a full list taken at `resource_version` (at start, and when the watch expired).
+    def replace(self, items: Sequence[dict[str, Any]]) -> None:
+        """Load a full list (at start, and when the watch expired).
 
-        This process's own writes since the list was taken stay: entries newer than the
-        list, and deletions the list does not show yet.
+        Listed Jobs replace what was kept; of this process's own writes since, Jobs it
+        created that the list does not show yet stay, and so do deletions it does not show yet.
         """
-        listed = {entry.key: entry for entry in map(Entry, map(_trimmed, jobs))}
+        listed = {entry.key: entry for entry in (Entry(jobs.parse(item)) for item in items)}
         with self._lock:
-            newer = [entry for entry in self._entries.values() if entry.resource_version > resource_version]
+            created = [
+                entry for key, entry in self._entries.items() if key in self._pending and key not in listed
+            ]
             deleted = {
                 key: uid
                 for key, uid in self._deleted.items()
-                if key in listed and listed[key].job["metadata"].get("uid") == uid
+                if key in listed and listed[key].job.ref.uid == uid
             }
             for key in deleted:
                 del listed[key]
-            listed.update((entry.key, entry) for entry in newer)
+            listed.update((entry.key, entry) for entry in created)
             changed = set(self._entries) | set(listed)
             self._entries.clear()
             self._by_id.clear()
             self._sorted.clear()
+            self._pending.clear()
             self._deleted = deleted
             for entry in listed.values():
                 self._insert(entry)
             self._synced.set()
         self._notify(changed)
 
-    def put(self, job: dict[str, Any]) -> None:
-        """A Job as created, patched or watched: kept unless what is here is as new or newer."""
-        entry = Entry(_trimmed(job))
+    def put(self, item: dict[str, Any]) -> None:
+        """A Job as watched: kept unless this process wrote a version the watch has not shown yet."""
+        entry = Entry(jobs.parse(item))
         with self._lock:
-            if self._deleted.get(entry.key) == job["metadata"].get("uid"):
-                return  # stale news of a Job this process deleted
-            self._deleted.pop(entry.key, None)
-            current = self._entries.get(entry.key)
-            if current is not None:
-                if current.resource_version >= entry.resource_version:
-                    return
-                self._remove(current)
-            self._insert(entry)
+            if not self._pending.accepts(entry.key, entry.job.resource_version):
+                return  # from before this process's own write
+            self._keep(entry)
         self._notify({entry.key})
+
+    @contextlib.contextmanager
+    def writing(self, key: Key) -> Iterator[Callable[[jobs.Job], None]]:
+        """Around this process's write of a Job: call what it yields with the Job as written."""
+        kept: list[jobs.Job] = []
+
+        def keep(job: jobs.Job) -> None:
+            self._keep(Entry(job))
+            kept.append(job)
+
+        with self._pending.bracket(
+            key, lock=self._lock, version=lambda job: job.resource_version, keep=keep
+        ) as answer:
+            yield answer
+        if kept:
+            self._notify({key})
+
+    def _keep(self, entry: Entry) -> None:
+        if self._deleted.get(entry.key) == entry.job.ref.uid:
+            return  # stale news of a Job this process deleted
+        self._deleted.pop(entry.key, None)
+        current = self._entries.get(entry.key)
+        if current is not None:
+            self._remove(current)
+        self._insert(entry)
 
     def delete(self, job: Mapping[str, Any]) -> None:
         """The watch saw the Job deleted."""
@@ -152,8 +170,9 @@ class JobIndex:
         with self._lock:
             self._deleted.pop(key, None)
             current = self._entries.get(key)
-            if current is None or current.job["metadata"].get("uid") != job["metadata"].get("uid"):
+            if current is None or current.job.ref.uid != job["metadata"].get("uid"):
                 return
+            self._pending.forget(key)
             self._remove(current)
         self._notify({key})
 
@@ -163,7 +182,8 @@ class JobIndex:
             current = self._entries.get(entry.key)
             if current is None:
                 return
-            self._deleted[entry.key] = current.job["metadata"].get("uid", "")
+            self._deleted[entry.key] = current.job.ref.uid
+            self._pending.forget(entry.key)
             self._remove(current)
         self._notify({entry.key})
 
@@ -224,12 +244,6 @@ class JobIndex:
     def _notify(self, keys: set[Key]) -> None:
         for listener in self._listeners:
             listener(keys)
-
-
-def _trimmed(job: dict[str, Any]) -> dict[str, Any]:
-    """The Job without managedFields: a third of its size, and never shown."""
-    job["metadata"].pop("managedFields", None)
-    return job
 
 
 class Waiters:

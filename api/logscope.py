@@ -1,7 +1,7 @@
 """Log lines written while a request about a job is handled name the job.
 
 A pure ASGI middleware (outermost, so that uvicorn's access line, written when the response
-starts, is inside it) opens a log scope (`jobgate.operator.logs.job_scope`) per request,
+starts, is inside it) opens a log scope (`jobgate.core.logs.job_scope`) per request,
 with the submission id when the path names one (`/api/jobs/<id>...`, under `/ray` too);
 submit adds the id once it has chosen it (`logs.bind`). With `JOBGATE_LOG_FORMAT=json`
 each line then carries `"submission_id"`.
@@ -16,7 +16,7 @@ from typing import Final
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobgate.api import models
-from jobgate.operator import logs
+from jobgate.core import logs
 
 _JOB_PATH: Final = re.compile(rf"^(?:{re.escape(models.RAY_PREFIX)})?/api/jobs/([^/]+)")
 

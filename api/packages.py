@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import BinaryIO, Final
 
 from jobgate.api import errors
-from jobgate.operator import fetch_working_dir
+from jobgate.crds import fetch_working_dir
 
 PROTOCOL: Final = "gcs"  # the only package protocol Ray's client uploads to the job server
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}")

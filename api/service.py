@@ -18,8 +18,8 @@ from typing import Final
 
 from jobgate.api import errors, index, models, store, tenancy, translate, views
 from jobgate.api.config import Settings, SubmitWait
+from jobgate.core import jobs, logs, pods
 from jobgate.crds import models as crd
-from jobgate.operator import logs
 
 # A submit fails (500) when the operator ended its job for one of these reasons before it
 # ever ran: the job was not "created" in the seed's sense.
@@ -70,13 +70,14 @@ class Jobs:
             created = await asyncio.to_thread(
                 self._kube.create_job, translate.manifest(spec, namespace=namespace), tenant=tenant
             )
-        except store.AlreadyExistsError as e:
+        except jobs.AlreadyExistsError as e:
             raise errors.DuplicateJobError(submission_id) from e
         if self._settings.submit_wait is SubmitWait.STORED or not spec.scheduling_timeout_ms:
             # With no scheduling timeout there is no bound to wait for: the job waits for
             # its node in the cluster, not in this request.
             return submission_id
-        await self._until_placed(index.key_of(created), submission_id, timeout_ms=spec.scheduling_timeout_ms)
+        key = index.Key(created.ref.namespace, created.ref.name)
+        await self._until_placed(key, submission_id, timeout_ms=spec.scheduling_timeout_ms)
         return submission_id
 
     async def _until_placed(self, key: index.Key, submission_id: str, *, timeout_ms: int) -> None:
@@ -87,9 +88,9 @@ class Jobs:
             entry = self._index.get(key)
         if entry is None:
             return  # created, and deleted since by someone: it was created all the same
-        status = entry.job.get("status") or {}
-        if entry.state is crd.JobState.FAILED and status.get("errorType") in CREATE_FAILURES:
-            raise errors.SubmitFailedError(submission_id, status.get("message", ""))
+        status = entry.job.status
+        if entry.state is crd.JobState.FAILED and status.error_type in CREATE_FAILURES:
+            raise errors.SubmitFailedError(submission_id, status.message)
         if not _placed_or_ended(entry):
             raise errors.SubmitFailedError(
                 submission_id,
@@ -155,9 +156,9 @@ class Jobs:
             return await asyncio.to_thread(
                 self._kube.read_log, entry.key.namespace, pod, limit_bytes=self._settings.log_limit_bytes
             )
-        except store.LogNotReadyError:
+        except pods.LogNotReadyError:
             return ""
-        except store.PodGoneError as e:
+        except pods.PodGoneError as e:
             raise errors.LogsGoneError(submission_id, pod) from e
 
     async def follow_logs(self, tenant: str, submission_id: str) -> AsyncGenerator[str, None]:
@@ -186,7 +187,7 @@ class Jobs:
     async def _follow_pod(self, key: index.Key, pod: str) -> AsyncIterator[str]:
         try:
             stream = await asyncio.to_thread(self._kube.follow_log, key.namespace, pod)
-        except (store.PodGoneError, store.LogNotReadyError):
+        except (pods.PodGoneError, pods.LogNotReadyError):
             return
         loop = asyncio.get_running_loop()
         chunks: asyncio.Queue[str | None] = asyncio.Queue()
@@ -236,5 +237,4 @@ def _placed_or_ended(entry: index.Entry | None) -> bool:
 
 
 def _pod_of(entry: index.Entry | None) -> str | None:
-    pod = ((entry.job.get("status") or {}).get("podName") if entry else None) or None
-    return str(pod) if pod else None
+    return (entry.job.status.pod_name or None) if entry else None

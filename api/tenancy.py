@@ -11,17 +11,13 @@ label (shortened when it cannot be a label value).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Any, Final
 
-from jobgate.crds import models
-from jobgate.operator import podspec
+from jobgate.crds import models, names
 
 MAX_TENANT_LENGTH: Final = 253  # as spec.tenant in crds/models.py
-_MAX_NAMESPACE: Final = 63
 _HASH_LENGTH: Final = 12
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
 def check_tenant(text: str) -> str:
@@ -33,12 +29,12 @@ def check_tenant(text: str) -> str:
 
 def namespace_for(tenant: str, *, prefix: str) -> str:
     """The namespace of the tenant's jobs."""
-    if _DNS_LABEL.fullmatch(tenant) and "--" not in tenant and len(prefix + tenant) <= _MAX_NAMESPACE:
+    if "--" not in tenant and names.DNS_LABEL.fullmatch(tenant) and len(prefix + tenant) <= names.MAX_LABEL:
         return prefix + tenant
-    digest = hashlib.sha256(tenant.encode()).hexdigest()[:_HASH_LENGTH]
-    room = _MAX_NAMESPACE - len(prefix) - len(digest) - 2
+    hashed = names.digest(tenant, length=_HASH_LENGTH)
+    room = names.MAX_LABEL - len(prefix) - len(hashed) - 2
     readable = re.sub(r"[^a-z0-9]+", "-", tenant.lower())[:room].strip("-")
-    return f"{prefix}{readable}--{digest}"
+    return f"{prefix}{readable}--{hashed}"
 
 
 def namespace_manifest(tenant: str, *, prefix: str) -> dict[str, Any]:
@@ -48,7 +44,7 @@ def namespace_manifest(tenant: str, *, prefix: str) -> dict[str, Any]:
         "kind": "Namespace",
         "metadata": {
             "name": namespace_for(tenant, prefix=prefix),
-            "labels": {models.LABEL_TENANT: podspec.label_value(tenant)},
+            "labels": {models.LABEL_TENANT: names.label_value(tenant)},
             "annotations": {models.ANNOTATION_TENANT: tenant},
         },
     }

@@ -20,9 +20,9 @@ import pydantic
 
 from jobgate.api import errors, models
 from jobgate.api.config import Settings
+from jobgate.crds import errors as spec_errors
 from jobgate.crds import models as crd
-from jobgate.operator import errors as operator_errors
-from jobgate.operator import podspec, validation
+from jobgate.crds import names, validation
 
 SEED_PREFIX: Final = "app-"
 SEED_ID_PATTERN: Final = r"^[a-z0-9-]{1,64}$"
@@ -109,8 +109,8 @@ def job_spec(
         # The request's model checks all of this first; this is the Job schema's backstop.
         raise errors.InvalidRequestError(describe_spec_errors(e)) from e
     try:
-        validation.check_spec(spec, config=settings.operator)
-    except operator_errors.SpecError as e:
+        validation.check_spec(spec, rules=settings)
+    except spec_errors.SpecError as e:
         allowed = f" (allowed: {', '.join(e.allowed)})" if e.allowed else ""
         raise errors.InvalidRequestError(f"{request_field(e.loc)}: {e.message}{allowed}") from e
     return spec
@@ -124,11 +124,11 @@ def manifest(spec: crd.JobSpec, *, namespace: str) -> dict[str, Any]:
         "apiVersion": crd.API_VERSION,
         "kind": crd.KIND,
         "metadata": {
-            "name": crd.job_name_for(submission),
+            "name": names.job_name(submission),
             "namespace": namespace,
             "labels": {
-                crd.LABEL_SUBMISSION_ID: podspec.label_value(submission),
-                crd.LABEL_TENANT: podspec.label_value(tenant),
+                crd.LABEL_SUBMISSION_ID: names.label_value(submission),
+                crd.LABEL_TENANT: names.label_value(tenant),
             },
             # Labels may be shortened; these are the exact values.
             "annotations": {crd.ANNOTATION_SUBMISSION_ID: submission, crd.ANNOTATION_TENANT: tenant},

@@ -9,10 +9,10 @@ for the state ("Job is currently running.").
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
 from jobgate.api import models
+from jobgate.core import jobs
 from jobgate.crds import models as crd
 
 _EPOCH: Final = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -27,51 +27,33 @@ DEFAULT_MESSAGES: Final = {
 }
 
 
-def state(job: Mapping[str, Any]) -> crd.JobState:
-    """The job's state; PENDING until the operator has written one."""
-    try:
-        return crd.JobState((job.get("status") or {}).get("state") or crd.JobState.PENDING)
-    except ValueError:
-        return crd.JobState.PENDING
-
-
-def condition(job: Mapping[str, Any], kind: crd.ConditionType) -> Mapping[str, Any] | None:
-    for item in (job.get("status") or {}).get("conditions") or ():
-        if item.get("type") == kind:
-            return dict(item)
-    return None
-
-
-def is_scheduled(job: Mapping[str, Any]) -> bool:
+def is_scheduled(job: jobs.Job) -> bool:
     """Whether the job's (current) pod has been bound to a node."""
-    scheduled = condition(job, crd.ConditionType.SCHEDULED)
-    return scheduled is not None and scheduled.get("status") == crd.ConditionStatus.TRUE
+    scheduled = job.status.condition(crd.ConditionType.SCHEDULED)
+    return scheduled is not None and scheduled.status == crd.ConditionStatus.TRUE
 
 
-def details(job: Mapping[str, Any]) -> models.RayJobDetails:
-    spec = job.get("spec") or {}
-    status = job.get("status") or {}
-    current = state(job)
-    submission_id = crd.submission_id_of(dict(job))
-    pod = status.get("podName")
+def details(job: jobs.Job) -> models.RayJobDetails:
+    status, current = job.status, job.status.state
+    spec = job.spec if isinstance(job.spec, crd.JobSpec) else None
+    raw = job.body.get("spec") or {}  # a spec the models reject is shown as it is stored
     return models.RayJobDetails(
-        job_id=submission_id,
-        submission_id=submission_id,
-        entrypoint=spec.get("entrypoint", ""),
-        driver_info=models.DriverInfo(id=pod, node_ip_address=status.get("hostIp") or "", pid="")
-        if pod
+        job_id=job.submission_id,
+        submission_id=job.submission_id,
+        entrypoint=spec.entrypoint if spec else str(raw.get("entrypoint", "")),
+        driver_info=models.DriverInfo(id=status.pod_name, node_ip_address=status.host_ip or "", pid="")
+        if status.pod_name
         else None,
         status=current,
-        message=status.get("message") or DEFAULT_MESSAGES[current],
-        error_type=status.get("errorType")
-        if current in (crd.JobState.FAILED, crd.JobState.STOPPED)
-        else None,
-        start_time=milliseconds(status.get("startTime") or job["metadata"].get("creationTimestamp")),
-        end_time=milliseconds(status.get("endTime")) if current.terminal else None,
-        metadata=spec.get("metadata") or {},
-        runtime_env=spec.get("runtimeEnv") or {},
-        driver_node_id=status.get("nodeName"),
-        driver_exit_code=status.get("exitCode"),
+        message=status.message or DEFAULT_MESSAGES[current],
+        error_type=status.error_type if current in (crd.JobState.FAILED, crd.JobState.STOPPED) else None,
+        start_time=milliseconds(status.start_time or job.created),
+        end_time=milliseconds(status.end_time) if current.terminal else None,
+        metadata=spec.metadata if spec else {},
+        # As the client gave it: the keys it set, none of the defaults.
+        runtime_env=spec.runtime_env.model_dump(exclude_unset=True) if spec else {},
+        driver_node_id=status.node_name,
+        driver_exit_code=status.exit_code,
     )
 
 

@@ -13,8 +13,6 @@ vocabulary (`working_dir`, `env_vars`, `pip`, `image_uri`) and with unknown keys
 from __future__ import annotations
 
 import enum
-import hashlib
-import re
 from typing import Annotated, Any, Final
 
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
@@ -37,6 +35,9 @@ LABEL_ATTEMPT: Final = "jobgate.io/attempt"
 # (a label value is at most 63 characters of [A-Za-z0-9_.-]).
 ANNOTATION_SUBMISSION_ID: Final = LABEL_SUBMISSION_ID
 ANNOTATION_TENANT: Final = LABEL_TENANT
+# On a job's pod: when the operator made it, in milliseconds (creationTimestamp has whole
+# seconds), so that an attempt's scheduling timeout counts from the same moment whoever reads it.
+ANNOTATION_CREATED_AT: Final = "jobgate.io/created-at"
 # The job's `metadata` map is copied to its pod as annotations under this prefix, so that
 # tools around the cluster (and the dev cluster's fake nodes) can read it; jobgate itself
 # never interprets these values.
@@ -201,6 +202,8 @@ class Reason(enum.StrEnum):
     EVICTED = "Evicted"
     POD_LOST = "PodLost"  # the pod disappeared before it finished
     INVALID_SPEC = "InvalidSpec"  # the spec cannot be run here (e.g. an unknown custom resource)
+    # Events only
+    RETRYING = "Retrying"  # an attempt failed and the next one's pod was created
 
 
 class Condition(_CamelModel):
@@ -232,20 +235,8 @@ class JobStatus(_CamelModel):
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
 
-
-def job_name_for(submission_id: str) -> str:
-    """The Job object's name for a submission id.
-
-    Seed ids (`[a-z0-9-]`, starting and ending alphanumeric) are valid object names and are
-    used as they are. Other ids (Ray's `raysubmit_AbC…`) are lower-cased with `_` turned to
-    `-`, plus a short hash of the original so that two ids differing only in case or `_`
-    never share a name.
-    """
-    if re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?", submission_id):
-        return submission_id
-    readable = re.sub(r"[^a-z0-9-]", "-", submission_id.lower()).strip("-")[:50] or "job"
-    digest = hashlib.sha256(submission_id.encode()).hexdigest()[:8]
-    return f"{readable}-{digest}"
+    def condition(self, kind: ConditionType) -> Condition | None:
+        return next((c for c in self.conditions if c.type == kind), None)
 
 
 def submission_id_of(job: dict[str, Any]) -> str:

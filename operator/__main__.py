@@ -6,23 +6,25 @@ Configuration: environment variables, see README.md here.
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 
 import kopf
 
-from jobgate.operator import alarms, config, handlers, kube, leadership, logs, metrics, queueing, reconciler
+from jobgate.core import client, events, jobs, logs, pods
+from jobgate.crds import policy
+from jobgate.operator import alarms, config, handlers, leadership, metrics, queueing, reconciler
+
+COMPONENT = "jobgate-operator"  # the events' source, as `kubectl describe` shows it
 
 
 def main() -> None:
     try:
-        settings = config.Config.from_env(os.environ)
-        log_format = logs.format_from_env(os.environ)
-    except config.ConfigError as e:
+        settings = policy.load(config.Config)
+    except policy.SettingsError as e:
         sys.exit(f"jobgate-operator: {e}")
-    kopf.configure(verbose=os.environ.get("JOBGATE_OPERATOR_DEBUG") == "1")
-    logs.install(log_format)
+    kopf.configure(verbose=settings.debug)
+    logs.install(settings.log_format)
     handlers.quiet_kopf()
     if settings.metrics_port is not None:
         metrics.serve(host=settings.metrics_host, port=settings.metrics_port)
@@ -30,8 +32,11 @@ def main() -> None:
     elector = leadership.lead(settings)
     wakeups: alarms.Alarms[reconciler.Key] = alarms.Alarms()
     queue: queueing.WorkQueue[reconciler.Key] = queueing.WorkQueue()
+    kube = client.Client.connect(connections=settings.workers)  # one connection per worker thread
     reconciling = reconciler.Reconciler(
-        kube=kube.Kube.connect(connections=settings.workers, instance=socket.gethostname()),
+        job_api=jobs.Jobs(kube),
+        pod_api=pods.Pods(kube),
+        recorder=events.Recorder(kube, component=COMPONENT, instance=socket.gethostname()),
         config=settings,
         alarms=wakeups,
         queue=queue,

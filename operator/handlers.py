@@ -17,10 +17,11 @@ from typing import Any
 
 import kopf
 
+from jobgate.core import logs
 from jobgate.crds import models
 from jobgate.operator import alarms as alarming
 from jobgate.operator import config as configuration
-from jobgate.operator import logs, metrics, queueing, reconciler
+from jobgate.operator import metrics, queueing, reconciler
 
 LIST_PAGE = 200
 

@@ -44,10 +44,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-import kubernetes.client
-
+from jobgate.core import client as clients
+from jobgate.core import leases as leasing
 from jobgate.operator import config as configuration
-from jobgate.operator import kube as kubernetes_api
 from jobgate.operator import metrics
 
 logger = logging.getLogger(__name__)
@@ -79,7 +78,7 @@ class Elector:
     def __init__(
         self,
         *,
-        kube: kubernetes_api.Kube,
+        leases: leasing.Leases,
         lease: tuple[str, str],
         identity: str,
         duration: int,
@@ -88,7 +87,7 @@ class Elector:
         self.identity = identity
         self.timing = Timing(float(duration))
         self.holder: str | None = None  # as last seen ("" = released)
-        self._kube = kube
+        self._leases = leases
         self._namespace, self._name = lease
         self._ref = f"{self._namespace}/{self._name}"  # for the log lines
         self._duration = duration
@@ -103,7 +102,7 @@ class Elector:
     def attempt(self) -> bool:
         """Read the Lease and take (or renew) it if it is free, expired or ours: whether we hold it."""
         now = self._clock()
-        lease = self._kube.read_lease(self._namespace, self._name)
+        lease = self._leases.read(self._namespace, self._name)
         if lease is None:
             body = self._fresh()
         else:
@@ -117,9 +116,9 @@ class Elector:
                 return False  # another replica holds it and has renewed it lately
             body = self._taken(lease)
         try:
-            written = self._kube.write_lease(body)
-        except kubernetes.client.ApiException as e:
-            if e.status == 409:  # another replica wrote first: look again next time
+            written = self._leases.write(body)
+        except clients.RefusedError as e:
+            if e.code == 409:  # another replica wrote first: look again next time
                 return False
             raise
         spec = written["spec"]
@@ -207,12 +206,12 @@ class Elector:
         self._stopping.set()
         metrics.LEADER.set(0)
         try:
-            lease = self._kube.read_lease(self._namespace, self._name)
+            lease = self._leases.read(self._namespace, self._name)
             if lease is None or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
                 return
             now = _micro_time()
             spec = lease["spec"] | {"holderIdentity": "", "leaseDurationSeconds": 1, "renewTime": now}
-            self._kube.write_lease({**lease, "spec": spec})
+            self._leases.write({**lease, "spec": spec})
             logger.info("released lease %s", self._ref)
         except Exception as e:
             logger.warning("releasing lease %s failed (%s); it expires by itself", self._ref, e)
@@ -231,7 +230,7 @@ def lead(settings: configuration.Config) -> Elector | None:
     identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
     elector = Elector(
         # A client of its own: renewals never wait for a connection the workers hold.
-        kube=kubernetes_api.Kube.connect(connections=1, instance=identity),
+        leases=leasing.Leases(clients.Client.connect(connections=1)),
         lease=settings.lease,
         identity=identity,
         duration=settings.lease_seconds,

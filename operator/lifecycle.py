@@ -27,9 +27,10 @@ import dataclasses
 import datetime
 from typing import Any
 
-from jobgate.crds import models
-from jobgate.operator import config as configuration
-from jobgate.operator import errors, jobs, pods, podspec, statuses
+from jobgate.core import events as kube_events
+from jobgate.core import jobs
+from jobgate.crds import errors, models, names, policy
+from jobgate.operator import pods, podspec, statuses
 
 Reason = models.Reason
 State = models.JobState
@@ -38,6 +39,10 @@ State = models.JobState
 SCHEDULING_FAILURES = frozenset({Reason.UNSCHEDULABLE, Reason.QUOTA_EXCEEDED, Reason.FORBIDDEN})
 # Creating a refused pod again: 1 s, 2 s, 4 s ... at most this long apart.
 MAX_CREATE_BACKOFF = datetime.timedelta(seconds=30)
+# A pod just bound to its node is usually running a moment later: its Scheduled is written
+# only if it is not by then, so that the two are one write (the Job controller batches its
+# pods' changes for a second the same way, `syncJobBatchPeriod`).
+SETTLE = datetime.timedelta(seconds=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +65,7 @@ class PodSeen:
 
     pod: pods.Pod
     after_failure: str | None = None
+    started: str | None = None  # the job's start as the decision that created the pod saw it
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -70,6 +76,7 @@ class CreateRefused:
     code: int
     message: str
     after_failure: str | None = None
+    started: str | None = None
 
 
 Observation = NotLooked | PodGone | PodSeen | CreateRefused
@@ -79,12 +86,15 @@ Observation = NotLooked | PodGone | PodSeen | CreateRefused
 class CreatePod:
     manifest: dict[str, Any]
     attempt: int
-    after_failure: str | None = None  # passed back in the observation of the result
+    # Passed back in the observation of the result: the failure this attempt follows, and
+    # the job's start (the first attempt's pod, which no write may have recorded yet).
+    after_failure: str | None = None
+    started: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Event:
-    type: str  # Normal or Warning
+    type: kube_events.Type
     reason: str
     message: str
 
@@ -111,9 +121,7 @@ class Act:
 Step = CreatePod | Act
 
 
-def decide(
-    job: jobs.JobView, seen: Observation, *, now: datetime.datetime, config: configuration.Config
-) -> Step:
+def decide(job: jobs.Job, seen: Observation, *, now: datetime.datetime, config: policy.JobPolicy) -> Step:
     if job.deleting:
         return Act()  # the garbage collector takes the pod with the Job
     if job.status.state.terminal:
@@ -133,22 +141,28 @@ def decide(
 class _Progress:
     """One decision on a job that has not finished; `new` is its status being built."""
 
-    job: jobs.JobView
+    job: jobs.Job
     spec: models.JobSpec
     new: models.JobStatus
     now: datetime.datetime
-    config: configuration.Config
+    config: policy.JobPolicy
     retry_at: datetime.datetime | None = None
     after_failure: str | None = None
 
     def step(self, seen: Observation) -> Step:
         if isinstance(seen, PodSeen | CreateRefused):
             self.after_failure = seen.after_failure
+            self.new.start_time = self.new.start_time or seen.started
         if isinstance(seen, PodSeen) and pods.name(seen.pod) != self.new.pod_name:
-            self._start_attempt(pods.attempt(seen.pod), pod_name=pods.name(seen.pod))
+            since = pods.created(seen.pod) or self.now
+            self._start_attempt(pods.attempt(seen.pod), pod_name=pods.name(seen.pod), since=since)
         if isinstance(seen, CreateRefused) and seen.attempt != self.new.attempts:
-            self._start_attempt(seen.attempt, pod_name=None)
+            self._start_attempt(seen.attempt, pod_name=None, since=self.now)
 
+        if isinstance(seen, PodSeen):
+            # First, where the pod is: a pod first seen when it has already ended (its events
+            # came in one burst) still tells the job's node.
+            self._observe(seen.pod)
         # What the pod did is a fact: it wins over a stop or a deadline that came later.
         ended = self._pod_outcome(seen)
         if ended is not None and ended.reason == Reason.SUCCEEDED:
@@ -165,9 +179,7 @@ class _Progress:
         if ended is not None:
             return self._attempt_failed(ended)
 
-        if isinstance(seen, PodSeen):
-            self._observe(seen.pod)
-        elif isinstance(seen, CreateRefused):
+        if isinstance(seen, CreateRefused):
             if seen.code != 403:  # invalid (422) and the like: creating it again cannot help
                 return self._end(Reason.INVALID_SPEC, f"the pod was refused: {seen.message}")
             self._refused(seen)
@@ -179,11 +191,28 @@ class _Progress:
             isinstance(seen, PodGone) and self.new.pod_name is None
         ):
             return self._create(max(self.new.attempts, 1))
+        settled = self._settled_at(seen)
+        if settled is not None:
+            return Act(wake_at=settled)
         return self._act()
+
+    def _settled_at(self, seen: Observation) -> datetime.datetime | None:
+        """When to write that the pod is bound, if it is only just (and not running yet)."""
+        was = self.job.status.condition(models.ConditionType.SCHEDULED)
+        if not isinstance(seen, PodSeen) or self.new.state != State.PENDING:
+            return None
+        if was is not None and was.status == models.ConditionStatus.TRUE:
+            return None  # written already
+        bound = pods.bound_at(seen.pod)
+        if bound is None or pods.terminating(seen.pod) or self.now >= bound + SETTLE:
+            return None
+        return bound + SETTLE
 
     # -- attempts -------------------------------------------------------------------------
 
-    def _start_attempt(self, attempt: int, *, pod_name: str | None) -> None:
+    def _start_attempt(self, attempt: int, *, pod_name: str | None, since: datetime.datetime) -> None:
+        """The job is on `attempt` since `since`: its pod's creation (a fact a restarted
+        operator reads again, so the scheduling timeout's clock never restarts), or now."""
         new, restart = self.new, attempt != self.new.attempts
         if restart:
             new.attempts = attempt
@@ -191,20 +220,26 @@ class _Progress:
             new.node_name = new.host_ip = new.exit_code = None
             new.state = State.PENDING
         # A new attempt waits for the scheduler anew: its scheduling timeout starts now.
-        self._scheduled(False, Reason.PENDING, "waiting for the scheduler", restart=restart)
+        self._scheduled(False, Reason.PENDING, "waiting for the scheduler", restart=restart, since=since)
         new.pod_name = pod_name
-        new.start_time = new.start_time or statuses.timestamp(self.now)
+        new.start_time = new.start_time or statuses.timestamp(since)
         if pod_name:
             new.message = f"pod {pod_name} is waiting to be scheduled"
 
     def _create(self, attempt: int) -> Step:
         try:
             manifest = podspec.render_pod(
-                job=self.job.ref, spec=self.spec, attempt=attempt, config=self.config
+                job=self.job.ref,
+                spec=self.spec,
+                attempt=attempt,
+                config=self.config,
+                created_at=statuses.timestamp(self.now),
             )
         except errors.SpecError as e:
             return self._end(Reason.INVALID_SPEC, str(e))
-        return CreatePod(manifest=manifest, attempt=attempt, after_failure=self.after_failure)
+        return CreatePod(
+            manifest=manifest, attempt=attempt, after_failure=self.after_failure, started=self.new.start_time
+        )
 
     def _pod_outcome(self, seen: Observation) -> pods.Outcome | None:
         if isinstance(seen, PodSeen):
@@ -259,19 +294,27 @@ class _Progress:
 
     def _scheduling_failed(self, reason: Reason, message: str, *, always: bool = False) -> None:
         """Count a failure (each refusal, or each new answer of the scheduler) and record it."""
-        old = statuses.condition(self.new, models.ConditionType.SCHEDULED)
+        old = self.new.condition(models.ConditionType.SCHEDULED)
         if always or old is None or (old.reason, old.message) != (reason, message):
             self.new.scheduling_failures += 1
         self._scheduled(False, reason, message)
 
-    def _scheduled(self, true: bool, reason: Reason, message: str, *, restart: bool = False) -> None:
+    def _scheduled(
+        self,
+        true: bool,
+        reason: Reason,
+        message: str,
+        *,
+        restart: bool = False,
+        since: datetime.datetime | None = None,
+    ) -> None:
         statuses.set_condition(
             self.new,
             kind=models.ConditionType.SCHEDULED,
             true=true,
             reason=reason,
             message=message,
-            now=self.now,
+            now=since or self.now,
             restart=restart,
         )
 
@@ -279,9 +322,11 @@ class _Progress:
         """The current attempt's pod, to delete when the job ends early (None: there is none)."""
         if isinstance(seen, PodSeen):
             return _if_alive(seen)
-        if isinstance(seen, PodGone | CreateRefused) or self.new.attempts == 0:
+        if isinstance(seen, PodGone | CreateRefused):
             return None
-        return PodToDelete(name=podspec.pod_name(self.job.ref.name, self.new.attempts))
+        # Not looked at: the first attempt's pod exists before the status says so (see
+        # `_only_waiting`); deleting one that does not exist is a no-op.
+        return PodToDelete(name=names.pod_name(self.job.ref.name, max(self.new.attempts, 1)))
 
     # -- deadlines --------------------------------------------------------------------------
 
@@ -297,7 +342,7 @@ class _Progress:
 
     def _scheduling_deadline(self) -> datetime.datetime | None:
         """When the current attempt's pod must be scheduled by (None: no limit, or scheduled)."""
-        waiting = statuses.condition(self.new, models.ConditionType.SCHEDULED)
+        waiting = self.new.condition(models.ConditionType.SCHEDULED)
         if (
             not self.spec.scheduling_timeout_ms
             or waiting is None
@@ -308,7 +353,7 @@ class _Progress:
         return since + datetime.timedelta(milliseconds=self.spec.scheduling_timeout_ms)
 
     def _timeout_message(self) -> str:
-        waiting = statuses.condition(self.new, models.ConditionType.SCHEDULED)
+        waiting = self.new.condition(models.ConditionType.SCHEDULED)
         latest = (
             waiting.message
             if waiting is not None and waiting.reason in SCHEDULING_FAILURES
@@ -353,7 +398,7 @@ class _Progress:
 
 
 def _end(
-    job: jobs.JobView,
+    job: jobs.Job,
     new: models.JobStatus,
     *,
     reason: Reason,
@@ -378,7 +423,7 @@ def _end(
     return dataclasses.replace(act, delete_pod=pod_to_delete)
 
 
-def _after_end(job: jobs.JobView, seen: Observation, *, now: datetime.datetime) -> Act:
+def _after_end(job: jobs.Job, seen: Observation, *, now: datetime.datetime) -> Act:
     """A finished job: a pod still alive goes (a stray attempt), and the TTL is kept."""
     spec = job.spec if isinstance(job.spec, models.JobSpec) else None
     stray = _if_alive(seen) if isinstance(seen, PodSeen) else None
@@ -407,7 +452,7 @@ def _if_alive(seen: PodSeen) -> PodToDelete | None:
 
 
 def _act(
-    job: jobs.JobView,
+    job: jobs.Job,
     new: models.JobStatus,
     *,
     spec: models.JobSpec | None,
@@ -415,7 +460,7 @@ def _act(
     wake_at: datetime.datetime | None,
 ) -> Act:
     patch = statuses.patch(job.status, new)
-    if patch.keys() <= {"observedGeneration"}:
+    if patch.keys() <= {"observedGeneration"} or _only_waiting(job.status, new):
         patch = {}  # not worth a write on its own
     events = _events(
         job.status, new, max_attempts=spec.max_attempts if spec else 1, after_failure=after_failure
@@ -423,35 +468,52 @@ def _act(
     return Act(status=patch or None, events=events, wake_at=wake_at)
 
 
+def _only_waiting(old: models.JobStatus, new: models.JobStatus) -> bool:
+    """Whether `new` only says that the first attempt's pod was made and waits for the scheduler.
+
+    That is no news to a user (the job was PENDING, and is), and everything in it is read
+    again from the pod itself (`_start_attempt`): the first write is the scheduler's answer.
+    """
+    waiting = new.condition(models.ConditionType.SCHEDULED)
+    return (
+        old.attempts == 0
+        and new.attempts == 1
+        and new.state == State.PENDING
+        and waiting is not None
+        and waiting.reason == Reason.PENDING
+    )
+
+
 def _events(
     old: models.JobStatus, new: models.JobStatus, *, max_attempts: int, after_failure: str | None
 ) -> tuple[Event, ...]:
-    """One event per transition worth telling in `kubectl describe`, and no more."""
+    """An event for what a `kubectl describe` reader needs: retries, scheduling failures and
+    the end. A pod's creation and start are the pod's own events (the scheduler's Scheduled,
+    the kubelet's), and the status says them: repeating them would double the job's writes."""
     events = []
-    if new.pod_name and new.pod_name != old.pod_name:
-        created = f"created pod {new.pod_name}" + (
-            f" (attempt {new.attempts} of {max_attempts})" if max_attempts > 1 else ""
+    if new.pod_name and new.pod_name != old.pod_name and after_failure:
+        created = f"created pod {new.pod_name} (attempt {new.attempts} of {max_attempts})"
+        events.append(
+            Event(
+                type=kube_events.Type.WARNING, reason=Reason.RETRYING, message=f"{after_failure}; {created}"
+            )
         )
-        if after_failure:
-            events.append(Event(type="Warning", reason="Retrying", message=f"{after_failure}; {created}"))
-        else:
-            events.append(Event(type="Normal", reason="Created", message=created))
-    was = statuses.condition(old, models.ConditionType.SCHEDULED)
-    now = statuses.condition(new, models.ConditionType.SCHEDULED)
+    was = old.condition(models.ConditionType.SCHEDULED)
+    now = new.condition(models.ConditionType.SCHEDULED)
     if (
         now is not None
         and now.reason in SCHEDULING_FAILURES
         and (was is None or (was.reason, was.message) != (now.reason, now.message))
     ):
-        events.append(Event(type="Warning", reason=now.reason, message=now.message))
-    if new.state != old.state and new.state == State.RUNNING:
-        events.append(Event(type="Normal", reason="Running", message=new.message))
+        events.append(Event(type=kube_events.Type.WARNING, reason=now.reason, message=now.message))
     if new.state.terminal and not old.state.terminal:
-        finished = statuses.condition(new, models.ConditionType.FINISHED)
+        finished = new.condition(models.ConditionType.FINISHED)
         reason = finished.reason if finished else new.state.title()
         events.append(
             Event(
-                type="Warning" if new.state == State.FAILED else "Normal", reason=reason, message=new.message
+                type=kube_events.Type.WARNING if new.state == State.FAILED else kube_events.Type.NORMAL,
+                reason=reason,
+                message=new.message,
             )
         )
     return tuple(events)

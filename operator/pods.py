@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Mapping
 from typing import Any
 
+from jobgate.core import pods as pod_api
 from jobgate.crds import models
 from jobgate.operator import podspec
 
-Pod = Mapping[str, Any]
+Pod = pod_api.Pod
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -41,16 +43,11 @@ def attempt(pod: Pod) -> int:
     return int(text) if text.isdigit() else 0
 
 
-def owner(pod: Pod) -> tuple[str, str] | None:
-    """(name, uid) of the Job that controls the pod, if a Job does."""
-    for ref in pod["metadata"].get("ownerReferences", ()):
-        if (
-            ref.get("controller")
-            and ref.get("kind") == models.KIND
-            and ref.get("apiVersion") == models.API_VERSION
-        ):
-            return str(ref["name"]), str(ref["uid"])
-    return None
+def created(pod: Pod) -> datetime.datetime | None:
+    """When the operator made the pod (else the apiserver's creationTimestamp: whole seconds)."""
+    meta = pod["metadata"]
+    text = (meta.get("annotations") or {}).get(models.ANNOTATION_CREATED_AT) or meta.get("creationTimestamp")
+    return datetime.datetime.fromisoformat(text) if text else None
 
 
 def phase(pod: Pod) -> str:
@@ -75,6 +72,15 @@ def host_ip(pod: Pod) -> str | None:
 
 def scheduled(pod: Pod) -> bool:
     return node(pod) is not None
+
+
+def bound_at(pod: Pod) -> datetime.datetime | None:
+    """When the pod was bound to its node (its PodScheduled condition turned True), if it was."""
+    for condition in pod.get("status", {}).get("conditions", ()):
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "True":
+            moment = condition.get("lastTransitionTime")
+            return datetime.datetime.fromisoformat(moment) if moment else None
+    return None
 
 
 def unschedulable_message(pod: Pod) -> str | None:

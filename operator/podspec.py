@@ -9,15 +9,13 @@ service-account token, and is owned by its Job (deleting the Job deletes the pod
 
 from __future__ import annotations
 
-import hashlib
-import importlib.resources
+import pathlib
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from jobgate.crds import models
-from jobgate.operator import config as configuration
-from jobgate.operator import jobs, resources, workdir
+from jobgate.core import jobs
+from jobgate.crds import fetch_working_dir, models, names, policy, validation, workdir
 
 MAIN_CONTAINER: Final = "job"
 FETCH_CONTAINER: Final = "fetch-working-dir"
@@ -35,27 +33,23 @@ if [ -n "$2" ]; then
 fi
 exec /bin/sh -c "$1"
 """
-FETCH_SCRIPT: Final = importlib.resources.files(__package__).joinpath("fetch_working_dir.py").read_text()
+# The init container runs the module's own source (stdlib only), so it needs no jobgate install.
+FETCH_SCRIPT: Final = pathlib.Path(fetch_working_dir.__file__).read_text()
 
 # Preferred weights of pool labels, first to last; from the tenth label on they all weigh 10.
 _FIRST_WEIGHT: Final = 100
 _WEIGHT_STEP: Final = 10
-_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 _ANNOTATION_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
-_MAX_NAME: Final = 253
-_MAX_LABEL_VALUE: Final = 63
 
 
 def render_pod(
-    *, job: jobs.JobRef, spec: models.JobSpec, attempt: int, config: configuration.Config
+    *, job: jobs.JobRef, spec: models.JobSpec, attempt: int, config: policy.JobPolicy, created_at: str
 ) -> dict[str, Any]:
-    """The pod of a job's attempt (1, 2, ...). Raises `SpecError` when the spec cannot run here."""
-    quantities = resources.quantities(spec.resources, policy=config.resources)
-    source = (
-        workdir.source_for(spec.runtime_env.working_dir, policy=config.working_dir)
-        if spec.runtime_env.working_dir
-        else None
-    )
+    """The pod of a job's attempt (1, 2, ...), made at `created_at` (RFC 3339).
+
+    Raises `SpecError` when the spec cannot run here."""
+    checked = validation.check_spec(spec, rules=config)
+    quantities, source = checked.quantities, checked.source
     container: dict[str, Any] = {
         "name": MAIN_CONTAINER,
         "image": spec.runtime_env.image_uri or config.image,
@@ -91,10 +85,10 @@ def render_pod(
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": pod_name(job.name, attempt),
+            "name": names.pod_name(job.name, attempt),
             "namespace": job.namespace,
             "labels": _labels(job=job, spec=spec, attempt=attempt),
-            "annotations": _annotations(job=job, spec=spec),
+            "annotations": {**_annotations(job=job, spec=spec), models.ANNOTATION_CREATED_AT: created_at},
             "ownerReferences": [
                 {
                     "apiVersion": models.API_VERSION,
@@ -108,17 +102,6 @@ def render_pod(
         },
         "spec": pod_spec,
     }
-
-
-def pod_name(job_name: str, attempt: int) -> str:
-    """The pod of an attempt: the same name every time, so that creating it is idempotent.
-
-    `<job>-<attempt>`: the attempt is all digits, so two jobs' pod names never collide.
-    """
-    suffix = f"-{attempt}"
-    if len(job_name) + len(suffix) <= _MAX_NAME:
-        return job_name + suffix
-    return _shortened(job_name, _MAX_NAME - len(suffix)) + suffix
 
 
 def node_affinity(pool_labels: Sequence[str]) -> dict[str, Any] | None:
@@ -148,19 +131,6 @@ def node_affinity(pool_labels: Sequence[str]) -> dict[str, Any] | None:
     return {"nodeAffinity": affinity}
 
 
-def label_value(text: str) -> str:
-    """`text` when it is a valid label value, else a readable prefix plus a hash of it."""
-    if len(text) <= _MAX_LABEL_VALUE and _LABEL_VALUE.fullmatch(text):
-        return text
-    return _shortened(re.sub(r"[^A-Za-z0-9_.-]", "-", text), _MAX_LABEL_VALUE)
-
-
-def _shortened(text: str, limit: int) -> str:
-    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-    readable = text[: limit - len(digest) - 1].strip("-_.")
-    return f"{readable}-{digest}" if readable else digest
-
-
 def _requirement(label: str) -> dict[str, Any]:
     key, equals, value = label.partition("=")
     if equals:
@@ -170,12 +140,12 @@ def _requirement(label: str) -> dict[str, Any]:
 
 def _labels(*, job: jobs.JobRef, spec: models.JobSpec, attempt: int) -> dict[str, str]:
     labels = {
-        models.LABEL_JOB_NAME: label_value(job.name),
-        models.LABEL_SUBMISSION_ID: label_value(spec.submission_id or job.name),
+        models.LABEL_JOB_NAME: names.label_value(job.name),
+        models.LABEL_SUBMISSION_ID: names.label_value(spec.submission_id or job.name),
         models.LABEL_ATTEMPT: str(attempt),
     }
     if spec.tenant:
-        labels[models.LABEL_TENANT] = label_value(spec.tenant)
+        labels[models.LABEL_TENANT] = names.label_value(spec.tenant)
     return labels
 
 
@@ -188,14 +158,14 @@ def _annotations(*, job: jobs.JobRef, spec: models.JobSpec) -> dict[str, str]:
         {
             models.METADATA_ANNOTATION_PREFIX + key: value
             for key, value in spec.metadata.items()
-            if len(key) <= _MAX_LABEL_VALUE and _ANNOTATION_NAME.fullmatch(key)
+            if len(key) <= names.MAX_LABEL and _ANNOTATION_NAME.fullmatch(key)
         }
     )
     return annotations
 
 
 def _fetch_container(
-    source: workdir.Source, *, quantities: Mapping[str, str], config: configuration.Config
+    source: workdir.Source, *, quantities: Mapping[str, str], config: policy.JobPolicy
 ) -> dict[str, Any]:
     mounts: list[dict[str, Any]] = [{"name": _WORKSPACE_VOLUME, "mountPath": WORKSPACE}]
     if source.host_path:

@@ -4,6 +4,10 @@ kopf hands every watch event to a handler; here a handler only records which job
 look and why, and returns. Worker threads then take the jobs one at a time. A burst of
 events for one job becomes one look, a job is never handled by two workers at once, and
 the memory held is one small entry per waiting job, never the events' bodies.
+
+An entry may be held back a little (`delay`): a pod's events come in bursts (bound to a
+node, then running a moment later), and handled together they are one status write instead
+of two, as the Job controller batches its pods' events (`syncJobBatchPeriod`).
 """
 
 from __future__ import annotations
@@ -11,12 +15,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 logger = logging.getLogger(__name__)
 
 Key = TypeVar("Key", bound=Hashable)
+
+POD_BATCH: Final = 0.1  # seconds a pod's event waits for the rest of its burst
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,24 +40,35 @@ class Trigger:
 class WorkQueue(Generic[Key]):
     def __init__(self) -> None:
         self._changed = threading.Condition()
-        self._waiting: dict[Key, Trigger] = {}  # in arrival order
+        # Key -> (trigger, not before: monotonic seconds), in arrival order.
+        self._waiting: dict[Key, tuple[Trigger, float]] = {}
         self._busy: set[Key] = set()
 
-    def add(self, key: Key, trigger: Trigger) -> None:
+    def add(self, key: Key, trigger: Trigger, *, delay: float = 0.0) -> None:
+        """Queue `key`; with `delay`, not before then (an earlier time already queued stands)."""
         with self._changed:
-            self._waiting[key] = self._waiting[key] | trigger if key in self._waiting else trigger
+            due = time.monotonic() + delay
+            if key in self._waiting:
+                queued, queued_due = self._waiting[key]
+                trigger, due = queued | trigger, min(queued_due, due)
+            self._waiting[key] = (trigger, due)
             if key not in self._busy:
                 self._changed.notify()
 
     def take(self) -> tuple[Key, Trigger]:
-        """The next job no worker is busy with (waits for one); `done` must follow."""
+        """The next due job no worker is busy with (waits for one); `done` must follow."""
         with self._changed:
             while True:
-                key = next((key for key in self._waiting if key not in self._busy), None)
-                if key is not None:
-                    self._busy.add(key)
-                    return key, self._waiting.pop(key)
-                self._changed.wait()
+                now, soonest = time.monotonic(), None
+                for key, (trigger, due) in self._waiting.items():
+                    if key in self._busy:
+                        continue
+                    if due <= now:
+                        self._busy.add(key)
+                        del self._waiting[key]
+                        return key, trigger
+                    soonest = due if soonest is None else min(soonest, due)
+                self._changed.wait(None if soonest is None else soonest - now)
 
     def done(self, key: Key) -> None:
         with self._changed:

@@ -1,14 +1,19 @@
 """Carrying out `lifecycle.decide` for a job: read, decide, write, one job at a time.
 
 Three things bring a job here: an event of the Job, an event of one of its pods, or one of
-its alarms. They only queue the job (`queueing`); a worker then takes the newest version of
-the Job seen (from its watch events and the operator's own writes, read from the apiserver
-only when there is none) and the pods concerned (as their own watch events showed them;
-read afresh when only looked up, or once they left the watch), decides, and writes. The
-status patch carries the resourceVersion the decision was taken on, so a decision on a
-stale Job is never written: it is taken again on a Job read afresh. Everything is
-idempotent, so a restarted operator simply decides again: pod names are fixed per attempt,
-so creating a pod that exists adopts it, and deleting a pod that is gone is a no-op.
+its alarms. They only queue the job (`queueing`); a worker then takes the newest copy of
+the Job seen (`core.cache`: from its watch events and the operator's own writes, read from
+the apiserver only when there is none) and the pods concerned (as their own watch events
+showed them; read afresh when only looked up, or once they left the watch), decides, and
+writes. The status patch carries the resourceVersion the decision was taken on, so a
+decision on a stale Job is never written: it is taken again on a Job read afresh.
+Everything is idempotent, so a restarted operator simply decides again: pod names are fixed
+per attempt, so creating a pod that exists adopts it, and deleting a pod that is gone is a
+no-op.
+
+Everything kept per job is keyed by the Job's uid (`JobRef`): a Job deleted and created
+again under its name at once is another job, which never meets the old one's copy, pods,
+alarms or error count (its pods are owned by the old uid, and are not its own).
 
 An unfinished job with a pod has an alarm at most `resync_seconds` ahead (the resync, see
 `config`), which is dropped when it finishes. Finished jobs cost nothing: the watches leave
@@ -21,40 +26,48 @@ from __future__ import annotations
 import datetime
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
-from jobgate.crds import models
+from jobgate.core import cache, events, jobs
+from jobgate.core import pods as kube_pods
+from jobgate.crds import models, names
 from jobgate.operator import alarms as alarming
 from jobgate.operator import config as configuration
-from jobgate.operator import jobs, kube, lifecycle, metrics, pods, podspec, queueing, seen, statuses
+from jobgate.operator import lifecycle, metrics, pods, queueing
 
 logger = logging.getLogger(__name__)
 
-Key = tuple[str, str]  # (namespace, name) of a Job
+Key = jobs.JobRef
+_PodKey = tuple[str, str]  # (uid of the Job, name of the pod)
 
 _CONFLICT_RETRIES: Final = 5
 _MAX_ERROR_BACKOFF: Final = 60.0  # seconds between attempts on a job whose handling fails
+_NAME_TAKEN_RETRY: Final = 1.0  # seconds until a pod name held by a deleted namesake's pod is tried again
 
 
 class Reconciler:
     def __init__(
         self,
         *,
-        kube: kube.Kube,
+        job_api: jobs.Jobs,
+        pod_api: kube_pods.Pods,
+        recorder: events.Recorder,
         config: configuration.Config,
         alarms: alarming.Alarms[Key],
         queue: queueing.WorkQueue[Key],
     ) -> None:
-        self._kube = kube
+        self._job_api = job_api
+        self._pod_api = pod_api
+        self._recorder = recorder
         self._config = config
         self._alarms = alarms
         self._queue = queue
         self._errors: dict[Key, int] = {}  # consecutive failures, for the backoff
         # The newest versions seen of unfinished Jobs and pods (see `seen`): reading them
         # afresh for every handling was most of the operator's apiserver requests.
-        self._jobs: seen.Newest[Key] = seen.Newest()
-        self._pods: seen.Newest[Key] = seen.Newest()  # by (namespace, pod name)
+        self._jobs: cache.Newest[Key] = cache.Newest()
+        self._pods: cache.Newest[_PodKey] = cache.Newest()
 
     # -- what brings a job here (called from kopf's event loop: no blocking) -----------------
 
@@ -62,43 +75,49 @@ class Reconciler:
         """A watch event of an unfinished Job (`event_type` None: the listing at start or relist).
 
         A Job that finishes leaves the watch (see `handlers`) with a DELETED event, as a
-        deleted one does: neither needs anything (an alarm of a deleted Job finds nothing).
+        deleted one does: its copy goes; an alarm of a deleted Job finds nothing.
         """
         meta, spec, status = job["metadata"], job.get("spec") or {}, job.get("status") or {}
-        key: Key = (meta["namespace"], meta["name"])
+        ref = jobs.JobRef(namespace=meta["namespace"], name=meta["name"], uid=meta["uid"])
         if event_type == "DELETED":
-            self._jobs.drop(key)
-        else:
-            self._remember(job)
+            self._jobs.drop(ref)
+            return
         if event_type is None:
+            self._jobs.listed(ref, job)
             # After a restart: the pod may have ended, or vanished, while nobody watched.
-            self._queue.add(key, queueing.Trigger(look=bool(status.get("attempts"))))
-        elif event_type == "ADDED" or (event_type == "MODIFIED" and spec.get("stop")):
-            self._queue.add(key, queueing.Trigger())
+            self._queue.add(ref, queueing.Trigger(look=bool(status.get("attempts"))))
+            return
+        self._jobs.watched(ref, job)
+        if event_type == "ADDED" or (event_type == "MODIFIED" and spec.get("stop")):
+            self._queue.add(ref, queueing.Trigger())
         # Other changes are the operator's own status writes: nothing new to act on.
 
     def pod_event(self, *, event_type: str | None, pod: Mapping[str, Any]) -> None:
         """A watch event of an unfinished pod; DELETED also means it finished (see `handlers`)."""
-        owner = pods.owner(pod)
-        if owner is not None:
-            namespace = pod["metadata"]["namespace"]
-            if event_type == "DELETED":
-                # Its copy shows the pod before it finished (it left the watch, which streams
-                # unfinished pods only), or before it was deleted: the pod is read afresh.
-                self._pods.drop((namespace, pods.name(pod)))
-            else:
-                self._pods.put((namespace, pods.name(pod)), pod)
-            key: Key = (namespace, owner[0])
-            self._queue.add(key, queueing.Trigger(pods=frozenset({pods.name(pod)})))
+        owner = kube_pods.owner(pod)
+        if owner is None:
+            return
+        ref = jobs.JobRef(namespace=pod["metadata"]["namespace"], name=owner[0], uid=owner[1])
+        if event_type == "DELETED":
+            # Its copy shows the pod before it finished (it left the watch, which streams
+            # unfinished pods only), or before it was deleted: the pod is read afresh.
+            self._pods.drop((ref.uid, pods.name(pod)))
+        else:
+            self._pods.watched((ref.uid, pods.name(pod)), pod)
+        # A pod's changes come in bursts (bound, then running): handled together, they are
+        # one status write (the Job controller batches its pods' events the same way).
+        self._queue.add(ref, queueing.Trigger(pods=frozenset({pods.name(pod)})), delay=queueing.POD_BATCH)
 
     def resume_ttls(self) -> None:
         """At start: queue the finished Jobs that have a TTL, so that their alarms are set again."""
         while True:
             try:
-                for job in self._kube.list_finished_jobs(namespaces=self._config.namespaces):
-                    if (job.get("spec") or {}).get("ttlSecondsAfterFinished") is not None:
-                        meta = job["metadata"]
-                        self._queue.add((meta["namespace"], meta["name"]), queueing.Trigger())
+                for job in self._finished_jobs():
+                    if (
+                        isinstance(job.spec, models.JobSpec)
+                        and job.spec.ttl_seconds_after_finished is not None
+                    ):
+                        self._queue.add(job.ref, queueing.Trigger())
                 return
             except Exception:
                 logger.exception(
@@ -106,43 +125,50 @@ class Reconciler:
                 )
                 time.sleep(_MAX_ERROR_BACKOFF)
 
-    def alarm(self, key: Key) -> None:
-        self._queue.add(key, queueing.Trigger(look=True))
+    def _finished_jobs(self) -> Iterator[jobs.Job]:
+        for namespace in self._config.namespaces or (None,):
+            for state in sorted(models.TERMINAL_STATES):
+                yield from self._job_api.list(namespace=namespace, field_selector=f"status.state={state}")
+
+    def alarm(self, ref: Key) -> None:
+        self._queue.add(ref, queueing.Trigger(look=True))
 
     # -- deciding and doing (in a worker thread) -------------------------------------------------
 
-    def reconcile(self, key: Key, trigger: queueing.Trigger) -> None:
+    def reconcile(self, ref: Key, trigger: queueing.Trigger) -> None:
         """Decide on the job afresh and carry the decision out; on errors, try again later."""
         try:
             for attempt in range(_CONFLICT_RETRIES):
                 try:
-                    self._reconcile(key, trigger, fresh=attempt > 0)
-                except kube.StaleJobError:
+                    self._reconcile(ref, trigger, fresh=attempt > 0)
+                except jobs.StaleJobError:
                     continue  # the Job changed under us: read it again, decide again
                 break
             else:
                 raise RuntimeError(f"the Job kept changing during {_CONFLICT_RETRIES} attempts")
         except Exception:
             metrics.RECONCILE_ERRORS.inc()
-            failures = self._errors.get(key, 0) + 1
-            self._errors[key] = failures
+            failures = self._errors.get(ref, 0) + 1
+            self._errors[ref] = failures
             delay = min(2.0**failures, _MAX_ERROR_BACKOFF)
-            logger.exception("job %s/%s: handling failed, trying again in %.0f s", *key, delay)
-            self._alarms.set(key, time.time() + delay)
+            logger.exception("job %s: handling failed, trying again in %.0f s", ref, delay)
+            self._alarms.set(ref, time.time() + delay)
         else:
-            self._errors.pop(key, None)
+            self._errors.pop(ref, None)
 
-    def _reconcile(self, key: Key, trigger: queueing.Trigger, *, fresh: bool) -> None:
-        newest = None if fresh else self._jobs.get(key)
-        job = jobs.parse_job(newest) if newest is not None else self._read_job(key)
+    def _reconcile(self, ref: Key, trigger: queueing.Trigger, *, fresh: bool) -> None:
+        newest = None if fresh else self._jobs.get(ref)
+        job = jobs.parse(newest) if newest is not None else self._read_job(ref)
         if job is None:
+            self._forget(ref)  # deleted (or a namesake stands in its place): nothing left to do
             return
-        current = podspec.pod_name(job.ref.name, max(job.status.attempts, 1))
-        names = set(trigger.pods) | ({current} if trigger.look and not job.status.state.terminal else set())
-        if not names:
+        current = names.pod_name(job.ref.name, max(job.status.attempts, 1))
+        looked = {current} if trigger.look and not job.status.state.terminal else set()
+        wanted = set(trigger.pods) | looked
+        if not wanted:
             self._carry_out(job, lifecycle.NotLooked())
             return
-        for name in sorted(names):
+        for name in sorted(wanted):
             # A pod that brought the job here with its own event is as that event showed it;
             # one looked up (after a relist, at an alarm) is read afresh: its last event may
             # be from before a broken watch, and the pod may have finished since.
@@ -155,39 +181,40 @@ class Reconciler:
                 return
             job = after  # what was written is the base of the next decision
 
-    def _read_job(self, key: Key) -> jobs.JobView | None:
-        body = self._kube.read_job(*key)
-        return None if body is None else jobs.parse_job(body)
+    def _read_job(self, ref: Key) -> jobs.Job | None:
+        with self._jobs.requesting(ref) as keep:
+            job = self._job_api.read_ref(ref)
+            if job is not None:
+                keep(job.body)
+        return job
 
-    def _newest_pod(self, job: jobs.JobView, name: str) -> dict[str, Any] | None:
-        pod = self._pods.get((job.ref.namespace, name))
-        if pod is not None and (pods.owner(pod) or ("", ""))[1] == job.ref.uid:
-            return pod
-        return self._read_pod(job, name)
+    def _newest_pod(self, job: jobs.Job, name: str) -> dict[str, Any] | None:
+        pod = self._pods.get((job.ref.uid, name))
+        return pod if pod is not None else self._read_pod(job, name)
 
-    def _read_pod(self, job: jobs.JobView, name: str) -> dict[str, Any] | None:
-        pod = self._kube.read_pod(job.ref.namespace, name, owner_uid=job.ref.uid)
+    def _read_pod(self, job: jobs.Job, name: str) -> dict[str, Any] | None:
+        with self._pods.requesting((job.ref.uid, name)) as keep:
+            pod = self._pod_api.read(job.ref.namespace, name, owner_uid=job.ref.uid)
+            if pod is not None:
+                keep(pod)
         if pod is None:
-            self._pods.drop((job.ref.namespace, name))
-        else:
-            self._pods.put((job.ref.namespace, name), pod)
+            self._pods.drop((job.ref.uid, name))
         return pod
 
-    def _remember(self, job: Mapping[str, Any]) -> None:
-        meta = job["metadata"]
-        key: Key = (meta["namespace"], meta["name"])
-        status = job.get("status") or {}
-        if status.get("state") in models.TERMINAL_STATES:
-            # Finished Jobs leave the watch (and its DELETED may have come already): the few
-            # handlings left to them (a TTL) read them. Their pods' copies go too: a pod that
-            # finished while a watch was broken never sends the DELETED that would drop it.
-            self._jobs.drop(key)
-            for attempt in range(1, status.get("attempts", 0) + 1):
-                self._pods.drop((key[0], podspec.pod_name(key[1], attempt)))
-        else:
-            self._jobs.put(key, job)
+    def _finished(self, job: jobs.Job) -> None:
+        # Finished Jobs leave the watch (and its DELETED may have come already): the few
+        # handlings left to them (a TTL) read them. Their pods' copies go too: a pod that
+        # finished while a watch was broken never sends the DELETED that would drop it.
+        self._jobs.drop(job.ref)
+        for attempt in range(1, job.status.attempts + 1):
+            self._pods.drop((job.ref.uid, names.pod_name(job.ref.name, attempt)))
 
-    def _carry_out(self, job: jobs.JobView, observation: lifecycle.Observation) -> jobs.JobView | None:
+    def _forget(self, ref: Key) -> None:
+        self._alarms.cancel(ref)
+        self._errors.pop(ref, None)
+        self._jobs.drop(ref)
+
+    def _carry_out(self, job: jobs.Job, observation: lifecycle.Observation) -> jobs.Job | None:
         """Decide and act; the Job as it is now (see `_act`)."""
         # Creating a pod leads to one more decision with its result; a chain of these is
         # bounded by the attempts (adopting an existing pod that failed starts the next one).
@@ -195,60 +222,76 @@ class Reconciler:
             now = datetime.datetime.now(datetime.UTC)
             step = lifecycle.decide(job, observation, now=now, config=self._config)
             if isinstance(step, lifecycle.Act):
-                return self._act(job, step)
+                has_pod = isinstance(observation, lifecycle.PodSeen) or job.status.attempts > 0
+                return self._act(job, step, has_pod=has_pod)
             try:
-                pod = self._kube.create_pod(step.manifest, owner_uid=job.ref.uid)
-            except kube.PodRefusedError as e:
+                with self._pods.requesting((job.ref.uid, step.manifest["metadata"]["name"])) as keep:
+                    pod, created = self._pod_api.create(step.manifest, owner_uid=job.ref.uid)
+                    keep(pod)
+                if created:
+                    metrics.PODS_CREATED.inc()
+            except kube_pods.RefusedPodError as e:
                 observation = lifecycle.CreateRefused(
-                    attempt=step.attempt, code=e.code, message=e.message, after_failure=step.after_failure
+                    attempt=step.attempt,
+                    code=e.code,
+                    message=e.message,
+                    after_failure=step.after_failure,
+                    started=step.started,
                 )
+            except kube_pods.NameTakenError as e:
+                # The pod of a deleted namesake job, which the garbage collector is removing:
+                # the name is free in a moment.
+                logger.info("job %s: %s; trying again in %.0f s", job.ref, e, _NAME_TAKEN_RETRY)
+                self._alarms.set(job.ref, time.time() + _NAME_TAKEN_RETRY)
+                return None
             else:
-                self._pods.put((job.ref.namespace, pods.name(pod)), pod)
-                observation = lifecycle.PodSeen(pod=pod, after_failure=step.after_failure)
+                observation = lifecycle.PodSeen(
+                    pod=pod, after_failure=step.after_failure, started=step.started
+                )
         raise RuntimeError(f"job {job.ref}: no decision reached")
 
-    def _act(self, job: jobs.JobView, act: lifecycle.Act) -> jobs.JobView | None:
+    def _act(self, job: jobs.Job, act: lifecycle.Act, *, has_pod: bool) -> jobs.Job | None:
         """Carry out `act`; the Job as it is now: as the status write answered (no need to read
         it again), `job` if its status was not written, None once it is deleted."""
-        key: Key = (job.ref.namespace, job.ref.name)
         current = job
         # The status first: it is what may conflict, and nothing else is done on a stale Job.
         if act.status:
-            written = self._kube.patch_job_status(job, act.status)
-            self._remember(written)
-            current = jobs.parse_job(written)
+            # A decision that is written names every deadline of the job anew (`wake_at`):
+            # earlier alarms (a settling pod's, say) have nothing left to look at.
+            self._alarms.cancel(job.ref)
+            with self._jobs.requesting(job.ref) as keep:
+                current = self._job_api.patch_status(job, act.status)
+                keep(current.body)
+            if current.status.state.terminal:
+                self._finished(current)
             metrics.status_written(before=job.body.get("status") or {}, patch=act.status)
         if act.delete_pod:
             pod = act.delete_pod
-            self._kube.delete_pod(
+            self._pod_api.delete(
                 job.ref.namespace, pod.name, uid=pod.uid, resource_version=pod.resource_version
             )
-            self._pods.drop((job.ref.namespace, pod.name))
+            self._pods.drop((job.ref.uid, pod.name))
         for event in act.events:
-            self._post(job, event)
+            self._post(job.ref, event)
         if act.delete_job:
-            self._kube.delete_job(job.ref)
-            self._alarms.cancel(key)
-            self._jobs.drop(key)
+            self._job_api.delete(job.ref)
+            self._forget(job.ref)
             return None
         if current.status.state.terminal:
             # Its resync alarm has nothing left to look at; a TTL is set again just below.
-            self._alarms.cancel(key)
-        elif current.status.attempts:
+            self._alarms.cancel(job.ref)
+        elif has_pod:
             # The resync (see config.resync_seconds); an earlier alarm of the job stands.
-            self._alarms.set(key, time.time() + self._config.resync_seconds)
+            self._alarms.set(job.ref, time.time() + self._config.resync_seconds)
         if act.wake_at is not None:
-            self._alarms.set(key, act.wake_at.timestamp())
+            self._alarms.set(job.ref, act.wake_at.timestamp())
         return current
 
-    def _post(self, job: jobs.JobView, event: lifecycle.Event) -> None:
+    def _post(self, ref: jobs.JobRef, event: lifecycle.Event) -> None:
         # Events tell the story (the log tells it too, for those who read logs and not
         # `kubectl describe`); a lost one must not undo (or repeat) what was done.
-        logger.info("job %s/%s: %s: %s", job.ref.namespace, job.ref.name, event.reason, event.message)
+        logger.info("job %s: %s: %s", ref, event.reason, event.message)
         try:
-            now = statuses.timestamp(datetime.datetime.now(datetime.UTC))
-            self._kube.post_event(job, type=event.type, reason=event.reason, message=event.message, now=now)
+            self._recorder.post(ref, type=event.type, reason=event.reason, message=event.message)
         except Exception:
-            logger.warning(
-                "job %s/%s: could not post event %s", job.ref.namespace, job.ref.name, event, exc_info=True
-            )
+            logger.warning("job %s: could not post event %s", ref, event, exc_info=True)

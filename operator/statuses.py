@@ -17,10 +17,6 @@ def parse_time(text: str) -> datetime.datetime:
     return datetime.datetime.fromisoformat(text)
 
 
-def condition(status: models.JobStatus, kind: models.ConditionType) -> models.Condition | None:
-    return next((c for c in status.conditions if c.type == kind), None)
-
-
 def set_condition(
     status: models.JobStatus,
     *,
@@ -33,7 +29,7 @@ def set_condition(
 ) -> None:
     """Set a condition; its transition time moves only when its status flips (or on `restart`)."""
     value = models.ConditionStatus.TRUE if true else models.ConditionStatus.FALSE
-    old = condition(status, kind)
+    old = status.condition(kind)
     since = old.last_transition_time if old and old.status == value and not restart else timestamp(now)
     new = models.Condition(
         type=kind, status=value, reason=reason, message=message, last_transition_time=since

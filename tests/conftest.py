@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ import pytest
 from kubernetes import client
 from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
+from waiting import eventually
 
 from jobgate.devcluster import LocalCluster
 
@@ -88,18 +88,21 @@ def namespace(kube: client.ApiClient, request: pytest.FixtureRequest) -> Iterato
     core.create_namespace({"metadata": {"name": name, "labels": {"jobgate.io/test": "true"}}})
     # The ServiceAccount admission plugin rejects pods until the controller-manager has
     # created the namespace's `default` service account, as in any real cluster.
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            core.read_namespaced_service_account("default", name)
-            break
-        except ApiException as err:
-            if err.status != 404 or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    eventually(lambda: has_default_account(core, name), message=f"the default service account of {name}")
     yield name
     try:
         core.delete_namespace(name)
     except ApiException as err:
         if err.status != 404:
             raise
+
+
+def has_default_account(core: client.CoreV1Api, namespace: str) -> bool:
+    """Whether `namespace`'s `default` ServiceAccount exists yet."""
+    try:
+        core.read_namespaced_service_account("default", namespace)
+    except ApiException as err:
+        if err.status != 404:
+            raise
+        return False
+    return True

@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
+from waiting import TIMEOUT, eventually
 
 from jobgate.devcluster import LocalCluster
 
@@ -64,14 +65,14 @@ def crd(kube: client.ApiClient) -> str:
         assert current is not None
         manifest["metadata"]["resourceVersion"] = current.resource_version
         api.replace_custom_resource_definition(name, manifest)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def established() -> bool:
         status = api.read_custom_resource_definition(name).status
         conditions = (status.conditions if status else None) or []
-        if any(c.type == "Established" and c.status == "True" for c in conditions):
-            return name
-        time.sleep(0.1)
-    raise TimeoutError(f"CRD {name} not Established after 30 s")
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    eventually(established, message=f"CRD {name} to be Established")
+    return name
 
 
 SYSTEM_NAMESPACE = "jobgate-system"  # deploy/'s, where the ServiceAccounts live
@@ -126,7 +127,7 @@ class OperatorProcess:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def start(self, *, timeout: float = 30) -> None:
+    def start(self, *, timeout: float = TIMEOUT) -> None:
         """Start it and return once its liveness endpoint answers (kopf serves it once ready)."""
         self._port = _free_port()
         env = {
@@ -145,13 +146,18 @@ class OperatorProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + timeout
-        while not self._alive():
+
+        def alive() -> bool:
             if not self.running:
                 raise RuntimeError(f"the operator exited at start; see {self.log_path}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the operator was not ready after {timeout} s; see {self.log_path}")
-            time.sleep(0.1)
+            return self._alive()
+
+        eventually(
+            alive,
+            timeout=timeout,
+            ignoring=(OSError,),
+            message=f"the operator to be ready (its liveness endpoint to answer); see {self.log_path}",
+        )
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no goodbye, as when its node dies."""
@@ -178,11 +184,10 @@ class OperatorProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def _alive(self) -> bool:
-        with contextlib.suppress(OSError):
-            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
-            with opener.open(f"http://127.0.0.1:{self._port}/healthz", timeout=1) as response:
-                return bool(response.status == 200)
-        return False
+        """Whether its liveness endpoint answers 200 (OSError: it does not answer at all)."""
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
+        with opener.open(f"http://127.0.0.1:{self._port}/healthz", timeout=1) as response:
+            return bool(response.status == 200)
 
 
 def _free_port() -> int:

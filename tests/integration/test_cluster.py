@@ -7,33 +7,17 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from waiting import eventually
 
 from jobgate.devcluster import COMPONENTS, ClusterError, LocalCluster
 
 pytestmark = pytest.mark.cluster
-
-T = TypeVar("T")
-TIMEOUT = 60.0
-
-
-def wait_for(what: str, probe: Callable[[], T | None], *, timeout: float = TIMEOUT) -> T:
-    """Poll `probe` until it returns something other than None/False; fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result is not None and result is not False:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def pod_manifest(
@@ -76,7 +60,7 @@ def terminal_pod(core: client.CoreV1Api, namespace: str, name: str) -> Any:
         pod = core.read_namespaced_pod(name, namespace)
         return pod if pod.status.phase in ("Succeeded", "Failed") else None
 
-    return wait_for(f"pod {namespace}/{name} to finish", probe)
+    return eventually(probe, message=f"pod {namespace}/{name} to finish")
 
 
 def test_required_node_affinity_lands_on_the_matching_pool(kube: client.ApiClient, namespace: str) -> None:
@@ -90,8 +74,9 @@ def test_required_node_affinity_lands_on_the_matching_pool(kube: client.ApiClien
     for name, (pool, requests) in wanted.items():
         core.create_namespaced_pod(namespace, pod_manifest(name, pool=pool, requests=requests))
     for name, (pool, _) in wanted.items():
-        node_name = wait_for(
-            f"{name} to be scheduled", lambda n=name: core.read_namespaced_pod(n, namespace).spec.node_name
+        node_name = eventually(
+            lambda n=name: core.read_namespaced_pod(n, namespace).spec.node_name,
+            message=f"{name} to be scheduled",
         )
         labels = core.read_node(node_name).metadata.labels
         assert labels["jobgate.io/pool"] == pool, f"{name} landed on {node_name} ({labels})"
@@ -109,7 +94,7 @@ def test_pod_no_node_can_hold_stays_pending_unschedulable(kube: client.ApiClient
                 return cond
         return None
 
-    cond = wait_for("the scheduler to give up on too-big", unschedulable)
+    cond = eventually(unschedulable, message="the scheduler to give up on too-big")
     assert cond.reason == "Unschedulable"
     assert "nodes are available" in cond.message
     assert "Insufficient nvidia.com/gpu" in cond.message
@@ -124,7 +109,9 @@ def test_pod_whose_owner_is_deleted_is_garbage_collected(kube: client.ApiClient,
     ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}
     # restartPolicy Always: a server-like pod that would run forever on its own.
     core.create_namespaced_pod(namespace, pod_manifest("owned", restart_policy="Always", owner=ref))
-    wait_for("owned to run", lambda: core.read_namespaced_pod("owned", namespace).status.phase == "Running")
+    eventually(
+        lambda: core.read_namespaced_pod("owned", namespace).status.phase == "Running", message="owned to run"
+    )
 
     core.delete_namespaced_config_map("owner", namespace)
 
@@ -137,7 +124,7 @@ def test_pod_whose_owner_is_deleted_is_garbage_collected(kube: client.ApiClient,
             raise
         return False
 
-    wait_for("the garbage collector to delete owned", gone)
+    eventually(gone, message="the garbage collector to delete owned")
 
 
 def test_resource_quota_rejects_a_pod_above_it(kube: client.ApiClient, namespace: str) -> None:
@@ -146,8 +133,9 @@ def test_resource_quota_rejects_a_pod_above_it(kube: client.ApiClient, namespace
         namespace, {"metadata": {"name": "small"}, "spec": {"hard": {"requests.cpu": "1"}}}
     )
     # Admission needs the quota controller to have computed the quota's status first.
-    wait_for(
-        "the quota's status", lambda: core.read_namespaced_resource_quota("small", namespace).status.hard
+    eventually(
+        lambda: core.read_namespaced_resource_quota("small", namespace).status.hard,
+        message="the quota's status",
     )
 
     with pytest.raises(ApiException) as excinfo:
@@ -182,7 +170,7 @@ def test_batch_job_runs_to_completion(kube: client.ApiClient, namespace: str) ->
         assert conditions.get("Failed") != "True", f"job failed: {job.status}"
         return job if conditions.get("Complete") == "True" else None
 
-    job = wait_for("job two-runs to complete", complete)
+    job = eventually(complete, message="job two-runs to complete")
     assert job.status.succeeded == 2
 
 
@@ -253,7 +241,7 @@ def test_restart_after_crash_and_down_leaves_no_process(tmp_path: Path, cluster:
             second.kill(name)
             assert not second.alive(name)
             second.restart(name)
-        wait_for("the apiserver to be ready again", second.ready)
+        eventually(second.ready, message="the apiserver to be ready again")
         nodes = json.loads(second.kubectl("get", "nodes", "--output=json").stdout)["items"]
         assert [n["metadata"]["name"] for n in nodes] == ["solo-0"]  # etcd kept its data
 

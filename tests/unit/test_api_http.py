@@ -22,6 +22,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from jobgate.api import app, config, index, store, tenancy
+from jobgate.core import client
 
 PREFIX = config.DEFAULT_NAMESPACE_PREFIX
 VALID = {"entrypoint": "true", "runtime_env": {"working_dir": "https://e.com/a.zip"}}
@@ -47,7 +48,9 @@ def make_client(tmp_path: Path, *, synced: bool = True, **overrides: Any) -> Tes
     # An apiserver address nothing listens on (loopback): nothing here may reach one.
     configuration = kubernetes.client.Configuration(host="http://127.0.0.1:9")
     kube = store.Store(
-        kubernetes.client.ApiClient(configuration), jobs=index.JobIndex(), namespace_prefix=PREFIX
+        client.Client(kubernetes.client.ApiClient(configuration)),
+        job_index=index.JobIndex(),
+        namespace_prefix=PREFIX,
     )
     if synced:
         kube.jobs.replace(
@@ -56,8 +59,7 @@ def make_client(tmp_path: Path, *, synced: bool = True, **overrides: Any) -> Tes
                 stored_job("app-a2", tenant="acme", state="RUNNING", created="2025-01-01T00:00:02Z"),
                 stored_job("raysubmit_X", tenant="acme", state="FAILED", created="2025-01-01T00:00:03Z"),
                 stored_job("app-b1", tenant="beta"),
-            ],
-            resource_version=5,
+            ]
         )
     settings = config.Settings(package_dir=tmp_path / "packages", **overrides)
     settings.package_dir.mkdir()  # what the app's start would do

@@ -1,4 +1,5 @@
-"""The in-memory job index: newer wins, own writes stick, pages stay cheap at 10,000 jobs."""
+"""The in-memory job index: newer wins (by order, never by comparing resourceVersions), own
+writes stick, pages stay cheap at 10,000 jobs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from jobgate.api import index
+from jobgate.core import jobs as core_jobs
 from jobgate.crds import models as crd
 
 
@@ -39,10 +41,16 @@ def job(
     return body
 
 
-def loaded(*jobs: dict[str, Any], rv: int = 100) -> index.JobIndex:
+def loaded(*jobs: dict[str, Any]) -> index.JobIndex:
     jobs_index = index.JobIndex()
-    jobs_index.replace(list(jobs), resource_version=rv)
+    jobs_index.replace(list(jobs))
     return jobs_index
+
+
+def wrote(jobs_index: index.JobIndex, body: dict[str, Any]) -> None:
+    """This process's own write of the Job, answered with `body`."""
+    with jobs_index.writing(index.key_of(body)) as keep:
+        keep(core_jobs.parse(body))
 
 
 def ids(page: index.Page) -> list[str]:
@@ -52,20 +60,37 @@ def ids(page: index.Page) -> list[str]:
 def test_it_is_synced_once_loaded_and_trims_managed_fields() -> None:
     jobs_index = index.JobIndex()
     assert not jobs_index.synced
-    jobs_index.replace([job("a", rv=1)], resource_version=1)
+    jobs_index.replace([job("a", rv=1)])
     assert jobs_index.synced
     found = jobs_index.find("ns", "a")
     assert found is not None
-    assert "managedFields" not in found.job["metadata"]
+    assert "managedFields" not in found.job.body["metadata"]
 
 
-def test_newer_news_wins_and_older_news_is_ignored() -> None:
+def test_own_writes_win_over_the_watchs_late_news_and_the_watch_takes_over_after() -> None:
     jobs_index = loaded(job("a", rv=10))
-    jobs_index.put(job("a", rv=12, state="RUNNING"))
-    jobs_index.put(job("a", rv=11, state="PENDING"))  # late news of an older version
+    wrote(jobs_index, job("a", rv=12, state="STOPPED"))
+    jobs_index.put(job("a", rv=11, state="RUNNING"))  # late news of a version before the write
     found = jobs_index.find("ns", "a")
     assert found is not None
-    assert (found.resource_version, found.state) == (12, crd.JobState.RUNNING)
+    assert (found.job.resource_version, found.state) == ("12", crd.JobState.STOPPED)
+    jobs_index.put(job("a", rv=12, state="STOPPED"))  # the watch shows the write itself
+    jobs_index.put(job("a", rv=9, state="FAILED"))  # after it, every event is newer, whatever its number
+    found = jobs_index.find("ns", "a")
+    assert found is not None
+    assert (found.job.resource_version, found.state) == ("9", crd.JobState.FAILED)
+
+
+def test_a_write_the_watch_already_showed_is_not_waited_for() -> None:
+    jobs_index = loaded()
+    key = index.Key("ns", "a")
+    with jobs_index.writing(key) as keep:
+        jobs_index.put(job("a", rv=1))  # the create's own event, before its answer
+        jobs_index.put(job("a", rv=2, state="RUNNING"))
+        keep(core_jobs.parse(job("a", rv=1)))
+    found = jobs_index.find("ns", "a")
+    assert found is not None
+    assert found.state is crd.JobState.RUNNING
 
 
 def test_a_job_this_process_deleted_stays_deleted_until_the_watch_says_so() -> None:
@@ -81,27 +106,30 @@ def test_a_job_this_process_deleted_stays_deleted_until_the_watch_says_so() -> N
     assert jobs_index.find("ns", "a") is not None
 
 
-def test_a_relist_keeps_own_newer_writes_and_drops_what_vanished() -> None:
+def test_a_relist_keeps_own_creations_it_does_not_show_and_drops_what_vanished() -> None:
     jobs_index = loaded(job("a", rv=10), job("b", rv=11))
-    jobs_index.put(job("c", rv=30))  # created by this process after the list below was taken
-    jobs_index.replace([job("a", rv=12)], resource_version=20)
+    wrote(jobs_index, job("c", rv=30))  # created by this process after the list below was taken
+    jobs_index.replace([job("a", rv=12)])
     assert jobs_index.find("ns", "a") is not None
     assert jobs_index.find("ns", "b") is None
     assert jobs_index.find("ns", "c") is not None
 
 
-def test_a_relist_taken_before_own_writes_does_not_undo_them() -> None:
+def test_a_relist_is_the_truth_from_then_on_but_does_not_undo_own_deletions() -> None:
     jobs_index = loaded(job("stopped", rv=10), job("deleted", rv=11))
-    jobs_index.put(job("stopped", rv=30, state="STOPPED"))
+    wrote(jobs_index, job("stopped", rv=30, state="STOPPED"))
     deleted = jobs_index.find("ns", "deleted")
     assert deleted is not None
     jobs_index.forget(deleted)
-    jobs_index.replace([job("stopped", rv=10), job("deleted", rv=11)], resource_version=20)
+    # Versions are not compared: the list wins, and the watch that follows it brings the
+    # write again if the list was older.
+    jobs_index.replace([job("stopped", rv=10), job("deleted", rv=11)])
+    jobs_index.put(job("stopped", rv=30, state="STOPPED"))
     stopped = jobs_index.find("ns", "stopped")
     assert stopped is not None
     assert stopped.state is crd.JobState.STOPPED
-    assert jobs_index.find("ns", "deleted") is None
-    jobs_index.replace([job("deleted", rv=40, uid="again")], resource_version=40)  # re-created since
+    assert jobs_index.find("ns", "deleted") is None  # the same uid: still this process's deletion
+    jobs_index.replace([job("deleted", rv=40, uid="again")])  # re-created since
     assert jobs_index.find("ns", "deleted") is not None
 
 
@@ -153,8 +181,7 @@ def test_ten_thousand_jobs_page_and_render_fast() -> None:
                 created=f"2025-01-01T{number // 3600:02d}:{number // 60 % 60:02d}:{number % 60:02d}Z",
             )
             for number in range(10_000)
-        ),
-        rv=20_000,
+        )
     )
     running = lambda entry: entry.state is crd.JobState.RUNNING  # noqa: E731
 
@@ -178,20 +205,26 @@ def test_waiters_wake_on_changes_from_another_thread() -> None:
     waiters = index.Waiters(jobs_index)
     key = index.Key("ns", "a")
 
-    async def scenario() -> index.Entry | None:
-        def later() -> None:
-            time.sleep(0.05)
-            jobs_index.put(job("a", rv=2, state="RUNNING"))
+    seen: list[index.Entry | None] = []
+    changer = threading.Thread(target=jobs_index.put, args=(job("a", rv=2, state="RUNNING"),))
 
-        threading.Thread(target=later).start()
+    def running(entry: index.Entry | None) -> bool:
+        seen.append(entry)
+        if len(seen) == 1:  # the waiter is waiting and has looked: now the change comes
+            changer.start()
+        return entry is not None and entry.state is crd.JobState.RUNNING
+
+    async def scenario() -> index.Entry | None:
         async with asyncio.timeout(5):
-            return await waiters.until(
-                key, lambda entry: entry is not None and entry.state is crd.JobState.RUNNING
-            )
+            return await waiters.until(key, running)
 
     entry = asyncio.run(scenario())
+    changer.join()
     assert entry is not None
-    assert entry.resource_version == 2
+    assert entry.job.resource_version == "2"
+    first = seen[0]
+    assert first is not None
+    assert first.job.resource_version == "1"  # it did wait: the change came after its first look
 
 
 def test_waiters_see_a_deletion_and_can_time_out() -> None:

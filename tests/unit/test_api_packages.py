@@ -11,7 +11,7 @@ import archives
 import pytest
 
 from jobgate.api import errors, packages
-from jobgate.operator import fetch_working_dir
+from jobgate.crds import fetch_working_dir
 
 LIMITS = fetch_working_dir.Limits(max_bytes=1000, max_entries=5)
 

@@ -45,7 +45,9 @@ def test_no_two_tenants_share_a_namespace() -> None:
 
 def test_the_namespace_records_its_tenant() -> None:
     manifest = tenancy.namespace_manifest("ACME Corp", prefix=PREFIX)
-    assert manifest["metadata"]["labels"] == {"jobgate.io/tenant": "ACME-Corp-acb25181"}  # label-safe
+    assert manifest["metadata"]["labels"] == {
+        "jobgate.io/tenant": "ACME-Corp-27de7f29"
+    }  # label-safe, hashed whole
     assert tenancy.owner_of(manifest) == "ACME Corp"
     assert tenancy.owner_of({"metadata": {"name": "kube-system"}}) is None
 

@@ -9,6 +9,7 @@ import pytest
 
 from jobgate.api import config, errors, models, translate
 from jobgate.crds import models as crd
+from jobgate.crds import names
 
 SETTINGS = config.Settings(scheduling_timeout_ms=5000, job_ttl_seconds=600)
 SEED = models.Dialect.SEED
@@ -151,7 +152,7 @@ def test_the_manifest_names_and_labels_the_job() -> None:
     manifest = translate.manifest(spec, namespace="jobgate-t-acme")
     meta = manifest["metadata"]
     assert (manifest["apiVersion"], manifest["kind"]) == ("jobgate.io/v1alpha1", "Job")
-    assert meta["name"] == crd.job_name_for("raysubmit_AbC")
+    assert meta["name"] == names.job_name("raysubmit_AbC")
     assert meta["namespace"] == "jobgate-t-acme"
     assert meta["labels"] == {"jobgate.io/submission-id": "raysubmit_AbC", "jobgate.io/tenant": "acme"}
     assert meta["annotations"] == {"jobgate.io/submission-id": "raysubmit_AbC", "jobgate.io/tenant": "acme"}

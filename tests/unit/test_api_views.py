@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from jobgate.api import views
+from jobgate.core import jobs
 
 JOB: dict[str, Any] = {
-    "metadata": {"name": "app-1", "namespace": "ns", "creationTimestamp": "2025-01-02T03:04:05Z"},
+    "metadata": {"name": "app-1", "namespace": "ns", "uid": "u", "creationTimestamp": "2025-01-02T03:04:05Z"},
     "spec": {
         "submissionId": "app-1",
         "entrypoint": "python x.py",
@@ -21,8 +22,16 @@ def with_status(**status: Any) -> dict[str, Any]:
     return {**JOB, "status": status}
 
 
+def show(body: dict[str, Any]) -> views.models.RayJobDetails:
+    return views.details(jobs.parse(body))
+
+
+def scheduled(body: dict[str, Any]) -> bool:
+    return views.is_scheduled(jobs.parse(body))
+
+
 def test_a_new_job_is_pending_since_its_submission() -> None:
-    details = views.details(JOB)
+    details = show(JOB)
     assert details.status == "PENDING"
     assert details.message == "Job has not started yet."
     assert details.start_time == 1735787045000  # the creation time, in ms
@@ -38,7 +47,7 @@ def test_a_new_job_is_pending_since_its_submission() -> None:
 
 
 def test_a_finished_job_shows_its_pod_node_times_and_exit_code() -> None:
-    details = views.details(
+    details = show(
         with_status(
             state="FAILED",
             message="Job entrypoint command failed with exit code 3",
@@ -59,33 +68,33 @@ def test_a_finished_job_shows_its_pod_node_times_and_exit_code() -> None:
 
 
 def test_error_type_and_end_time_only_once_terminal() -> None:
-    running = views.details(with_status(state="RUNNING", errorType="x", endTime="2025-01-02T03:04:07Z"))
+    running = show(with_status(state="RUNNING", errorType="x", endTime="2025-01-02T03:04:07Z"))
     assert (running.error_type, running.end_time, running.message) == (
         None,
         None,
         "Job is currently running.",
     )
-    assert views.details(with_status(state="SUCCEEDED", errorType=None)).error_type is None
-    assert views.details(with_status(state="STOPPED", errorType="Stopped")).error_type == "Stopped"
+    assert show(with_status(state="SUCCEEDED", errorType=None)).error_type is None
+    assert show(with_status(state="STOPPED", errorType="Stopped")).error_type == "Stopped"
 
 
 def test_a_job_applied_by_hand_is_shown_too() -> None:
-    bare = {"metadata": {"name": "by-hand", "namespace": "ns"}, "spec": {"entrypoint": "true"}}
-    details = views.details(bare)
+    bare = {"metadata": {"name": "by-hand", "namespace": "ns", "uid": "u"}, "spec": {"entrypoint": "true"}}
+    details = show(bare)
     assert (details.submission_id, details.start_time, details.metadata, details.runtime_env) == (
         "by-hand",
         None,
         {},
         {},
     )
-    assert views.details({**bare, "status": {"state": "NONSENSE"}}).status == "PENDING"
+    assert show({**bare, "status": {"state": "NONSENSE"}}).status == "PENDING"
 
 
 def test_scheduled_is_the_scheduled_condition() -> None:
     condition = {"type": "Scheduled", "status": "True", "reason": "Scheduled", "lastTransitionTime": "x"}
-    assert views.is_scheduled(with_status(conditions=[condition]))
-    assert not views.is_scheduled(with_status(conditions=[{**condition, "status": "False"}]))
-    assert not views.is_scheduled(JOB)
+    assert scheduled(with_status(conditions=[condition]))
+    assert not scheduled(with_status(conditions=[{**condition, "status": "False"}]))
+    assert not scheduled(JOB)
 
 
 def test_milliseconds_are_exact() -> None:

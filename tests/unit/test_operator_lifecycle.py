@@ -6,8 +6,9 @@ import dataclasses
 import datetime
 from typing import Any
 
+from jobgate.core import jobs
 from jobgate.crds import models
-from jobgate.operator import config, jobs, lifecycle, statuses
+from jobgate.operator import config, lifecycle
 
 T0 = datetime.datetime(2025, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
 CONFIG = config.Config()
@@ -24,8 +25,8 @@ def at(seconds: float) -> datetime.datetime:
     return T0 + datetime.timedelta(seconds=seconds)
 
 
-def job(status: dict[str, Any] | None = None, **spec: Any) -> jobs.JobView:
-    return jobs.parse_job(
+def job(status: dict[str, Any] | None = None, **spec: Any) -> jobs.Job:
+    return jobs.parse(
         {
             "apiVersion": models.API_VERSION,
             "kind": models.KIND,
@@ -51,6 +52,7 @@ def pod(
     exit_code: int | None = None,
     reason: str | None = None,
     deleting: bool = False,
+    created: datetime.datetime = T0,
 ) -> dict[str, Any]:
     status: dict[str, Any] = {"phase": phase}
     if unschedulable:
@@ -70,6 +72,7 @@ def pod(
         "namespace": "ns",
         "uid": f"pod-uid-{attempt}",
         "resourceVersion": f"{attempt}00",
+        "creationTimestamp": created.strftime("%Y-%m-%dT%H:%M:%SZ"),  # whole seconds, as the apiserver's
         "labels": {models.LABEL_JOB_NAME: "app-1", models.LABEL_ATTEMPT: str(attempt)},
         "ownerReferences": [
             {
@@ -86,7 +89,7 @@ def pod(
     return {"metadata": meta, "spec": {"nodeName": node} if node else {}, "status": status}
 
 
-def apply(view: jobs.JobView, act: lifecycle.Act) -> jobs.JobView:
+def apply(view: jobs.Job, act: lifecycle.Act) -> jobs.Job:
     """The Job after the status patch (a JSON merge patch: None removes a field)."""
     status = dict(view.body.get("status") or {})
     for key, value in (act.status or {}).items():
@@ -94,11 +97,11 @@ def apply(view: jobs.JobView, act: lifecycle.Act) -> jobs.JobView:
             status.pop(key, None)
         else:
             status[key] = value
-    return jobs.parse_job({**view.body, "status": status})
+    return jobs.parse({**view.body, "status": status})
 
 
 def run(
-    view: jobs.JobView, seen: lifecycle.Observation, now: datetime.datetime
+    view: jobs.Job, seen: lifecycle.Observation, now: datetime.datetime
 ) -> tuple[lifecycle.Act, list[int]]:
     """What the reconciler does, with pod creation always succeeding (the pod is Pending)."""
     created: list[int] = []
@@ -108,15 +111,17 @@ def run(
             return step, created
         created.append(step.attempt)
         assert step.manifest["metadata"]["name"] == f"app-1-{step.attempt}"
-        seen = lifecycle.PodSeen(pod=pod(step.attempt), after_failure=step.after_failure)
+        seen = lifecycle.PodSeen(
+            pod=pod(step.attempt, created=now), after_failure=step.after_failure, started=step.started
+        )
 
 
-def status(view: jobs.JobView) -> models.JobStatus:
+def status(view: jobs.Job) -> models.JobStatus:
     return view.status
 
 
-def condition(view: jobs.JobView, kind: models.ConditionType) -> models.Condition:
-    found = statuses.condition(view.status, kind)
+def condition(view: jobs.Job, kind: models.ConditionType) -> models.Condition:
+    found = view.status.condition(kind)
     assert found is not None
     return found
 
@@ -125,8 +130,8 @@ def reasons(act: lifecycle.Act) -> list[str]:
     return [event.reason for event in act.events]
 
 
-def started(now: datetime.datetime = T0, **spec: Any) -> jobs.JobView:
-    """A job whose first pod was just created (and recorded)."""
+def started(now: datetime.datetime = T0, **spec: Any) -> jobs.Job:
+    """A job whose first pod was just created (nothing is written for that: see below)."""
     view = job(**spec)
     act, created = run(view, lifecycle.NotLooked(), now)
     assert created == [1]
@@ -143,14 +148,21 @@ def test_a_new_job_gets_its_first_pod_and_is_pending() -> None:
     assert step.attempt == 1
 
     act, _ = run(view, lifecycle.NotLooked(), T0)
-    view = apply(view, act)
-    assert view.status.state == models.JobState.PENDING
-    assert (view.status.attempts, view.status.pod_name) == (1, "app-1-1")
-    assert view.status.start_time == "2025-01-02T03:04:05.000Z"
-    scheduled = condition(view, models.ConditionType.SCHEDULED)
-    assert (scheduled.status, scheduled.reason) == ("False", "Pending")
-    assert reasons(act) == ["Created"]
+    # A pod waiting for the scheduler is no news: the job was PENDING and is. Nothing is
+    # written, and no event posted, until the scheduler answers.
+    assert (act.status, act.events) == (None, ())
     assert act.wake_at == at(18)  # the default scheduling timeout
+
+
+def test_a_first_pod_seen_again_is_the_same_attempt_with_the_same_clock() -> None:
+    # Read afresh (after a restart, at the alarm): everything comes from the pod itself,
+    # so the scheduling timeout still counts from the pod's creation.
+    act = lifecycle.decide(job(), lifecycle.PodSeen(pod=pod()), now=at(10), config=CONFIG)
+    assert act == lifecycle.Act(wake_at=at(18))
+    timeout = lifecycle.decide(job(), lifecycle.PodSeen(pod=pod()), now=at(18), config=CONFIG)
+    assert isinstance(timeout, lifecycle.Act)
+    assert apply(job(), timeout).status.error_type == "SchedulingTimeout"
+    assert apply(job(), timeout).status.start_time == "2025-01-02T03:04:05.000Z"
 
 
 def test_scheduled_then_running_then_succeeded() -> None:
@@ -173,7 +185,7 @@ def test_scheduled_then_running_then_succeeded() -> None:
     assert isinstance(act, lifecycle.Act)
     view = apply(view, act)
     assert view.status.state == models.JobState.RUNNING
-    assert reasons(act) == ["Running"]
+    assert reasons(act) == []  # the pod's own events tell it started
 
     done = pod(phase="Succeeded", node="cpu-a-0", exit_code=0)
     act = lifecycle.decide(view, lifecycle.PodSeen(pod=done), now=at(30), config=CONFIG)
@@ -323,7 +335,7 @@ def test_a_pod_not_scheduled_in_time_is_deleted_and_the_job_fails_with_the_seeds
 
 def test_the_timeout_is_noticed_by_an_alarm_without_a_pod_event() -> None:
     view = started(schedulingTimeoutMs=2000)
-    act, _ = run(view, lifecycle.NotLooked(), at(1))
+    act, _ = run(view, lifecycle.PodSeen(pod=pod()), at(1))  # a pod event: still not scheduled
     assert act.wake_at == at(2)
     act, _ = run(view, lifecycle.PodSeen(pod=pod()), at(2.5))  # the alarm looked at the pod
     assert apply(view, act).status.error_type == "SchedulingTimeout"
@@ -392,7 +404,7 @@ def test_a_refused_job_with_no_timeout_gets_its_pod_once_quota_frees() -> None:
     view = apply(view, act)
     assert (view.status.pod_name, view.status.state) == ("app-1-1", "PENDING")
     assert condition(view, models.ConditionType.SCHEDULED).reason == "Pending"
-    assert reasons(act) == ["Created"]
+    assert reasons(act) == []
 
 
 def test_a_pod_the_apiserver_finds_invalid_fails_the_job() -> None:
@@ -408,8 +420,8 @@ def test_a_pod_the_apiserver_finds_invalid_fails_the_job() -> None:
 # -- stop, deadline, TTL, invalid specs -----------------------------------------------------------
 
 
-def stopped(view: jobs.JobView) -> jobs.JobView:
-    return jobs.parse_job({**view.body, "spec": {**view.body["spec"], "stop": True}})
+def stopped(view: jobs.Job) -> jobs.Job:
+    return jobs.parse({**view.body, "spec": {**view.body["spec"], "stop": True}})
 
 
 def test_stop_deletes_the_pod_and_stops_the_job() -> None:
@@ -427,7 +439,9 @@ def test_stop_deletes_the_pod_and_stops_the_job() -> None:
 def test_a_job_stopped_before_it_started_never_gets_a_pod() -> None:
     act, created = run(stopped(job()), lifecycle.NotLooked(), T0)
     assert created == []
-    assert act.delete_pod is None
+    # Its first pod may exist before the status names it (nothing is written for a pod that
+    # waits for the scheduler): it is deleted if it does, a no-op if it does not.
+    assert act.delete_pod == lifecycle.PodToDelete(name="app-1-1")
     assert apply(job(), act).status.state == models.JobState.STOPPED
 
 
@@ -485,3 +499,22 @@ def test_a_job_being_deleted_is_left_to_the_garbage_collector() -> None:
     view = job()
     deleting = dataclasses.replace(view, deleting=True)
     assert lifecycle.decide(deleting, lifecycle.NotLooked(), now=T0, config=CONFIG) == lifecycle.Act()
+
+
+def test_a_pod_just_bound_is_written_once_it_runs_or_a_moment_later() -> None:
+    bound = pod(node="cpu-a-0")
+    bound["status"]["conditions"] = [
+        {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2025-01-02T03:04:06Z"}  # at(1)
+    ]
+    # Usually running a moment later: that will be one write, not two.
+    assert lifecycle.decide(job(), lifecycle.PodSeen(pod=bound), now=at(1.5), config=CONFIG) == lifecycle.Act(
+        wake_at=at(2)
+    )
+    running = {**bound, "status": {**bound["status"], "phase": "Running"}}
+    act = lifecycle.decide(job(), lifecycle.PodSeen(pod=running), now=at(1.7), config=CONFIG)
+    assert isinstance(act, lifecycle.Act)
+    assert apply(job(), act).status.state == models.JobState.RUNNING
+    # Still only bound when the moment has passed (an image still pulling): Scheduled is written.
+    act = lifecycle.decide(job(), lifecycle.PodSeen(pod=bound), now=at(2), config=CONFIG)
+    assert isinstance(act, lifecycle.Act)
+    assert condition(apply(job(), act), models.ConditionType.SCHEDULED).reason == "Scheduled"

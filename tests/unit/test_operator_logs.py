@@ -1,4 +1,4 @@
-"""Log lines as JSON, naming the job being handled (jobgate.operator.logs)."""
+"""Log lines as JSON, naming the job being handled (jobgate.core.logs)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import logging
 
 import pytest
 
-from jobgate.operator import config, logs
+from jobgate.core import jobs, logs
+from jobgate.crds import policy
+from jobgate.operator import config
 
 
 def _line(logger: logging.Logger, message: str, *args: object) -> dict[str, object]:
@@ -36,17 +38,21 @@ def test_a_line_in_a_job_scope_names_the_job_and_bind_adds_fields() -> None:
 def test_per_job_opens_a_scope_around_each_handling() -> None:
     seen: list[dict[str, object]] = []
     handle = logs.per_job(lambda key, trigger: seen.append(_line(logging.getLogger("w"), "handled")))
-    handle(("tenant-ns", "app-2"), None)
+    handle(jobs.JobRef(namespace="tenant-ns", name="app-2", uid="u"), None)
     assert seen[0]["job"] == "tenant-ns/app-2"
 
 
 @pytest.mark.parametrize(
     ("value", "expected"), [("", logs.Format.TEXT), ("JSON", logs.Format.JSON), ("text", logs.Format.TEXT)]
 )
-def test_the_format_comes_from_the_environment(value: str, expected: logs.Format) -> None:
-    assert logs.format_from_env({logs.VARIABLE: value}) is expected
+def test_the_format_comes_from_the_environment(
+    value: str, expected: logs.Format, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JOBGATE_LOG_FORMAT", value)
+    assert policy.load(config.Config).log_format is expected
 
 
-def test_an_unknown_format_is_refused_naming_the_variable() -> None:
-    with pytest.raises(config.ConfigError, match="JOBGATE_LOG_FORMAT='xml': expected text or json"):
-        logs.format_from_env({logs.VARIABLE: "xml"})
+def test_an_unknown_format_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOBGATE_LOG_FORMAT", "xml")
+    with pytest.raises(policy.SettingsError, match="JOBGATE_LOG_FORMAT='xml': "):
+        policy.load(config.Config)

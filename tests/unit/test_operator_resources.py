@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobgate.crds import models
-from jobgate.operator import errors, resources
+from jobgate.crds import errors, models, resources
 
 POLICY = resources.ResourcePolicy()
 

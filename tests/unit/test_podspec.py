@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from jobgate.crds import models
-from jobgate.operator import config, errors, fetch_working_dir, jobs, podspec, validation, workdir
+from jobgate.core import jobs
+from jobgate.crds import errors, fetch_working_dir, models, names, validation, workdir
+from jobgate.operator import config, podspec
 
 JOB = jobs.JobRef(namespace="tenant-a", name="app-1234", uid="0f0e-uid")
 SEED = {  # the seed's request body, as a Job spec
@@ -23,12 +24,14 @@ SEED = {  # the seed's request body, as a Job spec
     "poolLabels": ["pool-cpu-a"],
     "tenant": "tenant-a",
 }
-CONFIG = config.Config(working_dir=workdir.WorkingDirPolicy(file_root="/usr1"))
+CONFIG = config.Config(file_uri_root="/usr1")
 
 
 def render(attempt: int = 1, configuration: config.Config = CONFIG, **changes: Any) -> dict[str, Any]:
     spec = models.JobSpec.model_validate({**SEED, **changes})
-    return podspec.render_pod(job=JOB, spec=spec, attempt=attempt, config=configuration)
+    return podspec.render_pod(
+        job=JOB, spec=spec, attempt=attempt, config=configuration, created_at="2025-01-02T03:04:05.678Z"
+    )
 
 
 def main_container(pod: dict[str, Any]) -> dict[str, Any]:
@@ -83,6 +86,7 @@ def test_labels_and_annotations_carry_the_ids_and_the_metadata() -> None:
     assert meta["annotations"] == {
         "jobgate.io/submission-id": "app-1234",
         "jobgate.io/tenant": "tenant-a",
+        "jobgate.io/created-at": "2025-01-02T03:04:05.678Z",  # the attempt's clock starts here
         "metadata.jobgate.io/fake-duration": "2s",
     }
 
@@ -95,16 +99,16 @@ def test_values_a_label_cannot_hold_are_shortened_and_kept_whole_in_annotations(
     assert len(label) <= 63
     assert label.startswith("Tenant-With-Spaces-")
     assert meta["labels"]["jobgate.io/submission-id"] == "raysubmit_AbC"
-    assert podspec.label_value("a" * 64) != podspec.label_value("a" * 65)
+    assert names.label_value("a" * 64) != names.label_value("a" * 65)
 
 
 def test_pod_names_are_fixed_per_attempt_and_never_too_long() -> None:
-    assert podspec.pod_name("app-1", 1) == podspec.pod_name("app-1", 1) == "app-1-1"
-    assert podspec.pod_name("app-1", 12) == "app-1-12"
-    long = podspec.pod_name("a" * 253, 3)
+    assert names.pod_name("app-1", 1) == names.pod_name("app-1", 1) == "app-1-1"
+    assert names.pod_name("app-1", 12) == "app-1-12"
+    long = names.pod_name("a" * 253, 3)
     assert len(long) <= 253
     assert long.endswith("-3")
-    assert podspec.pod_name("a" * 253, 3) != podspec.pod_name("a" * 252 + "b", 3)
+    assert names.pod_name("a" * 253, 3) != names.pod_name("a" * 252 + "b", 3)
 
 
 def test_one_pool_label_is_a_required_exists() -> None:
@@ -199,9 +203,9 @@ def test_a_spec_this_deployment_cannot_run_is_a_spec_error() -> None:
 
 
 def test_the_apis_check_refuses_exactly_what_rendering_refuses() -> None:
-    validation.check_spec(models.JobSpec.model_validate(SEED), config=CONFIG)
+    validation.check_spec(models.JobSpec.model_validate(SEED), rules=CONFIG)
     with pytest.raises(errors.SpecError) as caught:
         validation.check_spec(
-            models.JobSpec.model_validate({**SEED, "resources": {"gpus": 0.5}}), config=CONFIG
+            models.JobSpec.model_validate({**SEED, "resources": {"gpus": 0.5}}), rules=CONFIG
         )
     assert caught.value.field == "spec.resources.gpus"

@@ -6,13 +6,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 from kubernetes import client
+from waiting import TIMEOUT, eventually
 
 from jobgate.api import config, tenancy
 
@@ -25,8 +25,6 @@ SCHEDULING_TIMEOUT_MS = 4000  # the `api` fixture's (the default is 18000)
 STORED_PACKAGE_LIMIT = 64 * 1024  # the `stored_api` fixture's package size limit
 UNPACKED_BYTES, UNPACKED_ENTRIES = 1 << 20, 10  # the `limited_api` fixture's unpacked package limits
 LOG_LINES = 150
-BOUND = 60.0  # seconds: only stops a hung test
-POLL = 0.1
 
 
 class ApiServer:
@@ -49,7 +47,7 @@ class ApiServer:
         }
         self._process: subprocess.Popen[bytes] | None = None
 
-    def start(self, *, timeout: float = 30) -> None:
+    def start(self, *, timeout: float = TIMEOUT) -> None:
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "jobgate.api"],
@@ -58,13 +56,14 @@ class ApiServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + timeout
-        while not self.ready():
-            if self._process.poll() is not None:
+        process = self._process
+
+        def ready() -> bool:
+            if process.poll() is not None:
                 raise RuntimeError(f"the API exited at start:\n{self.log_tail()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the API was not ready after {timeout} s:\n{self.log_tail()}")
-            time.sleep(POLL)
+            return self.ready()
+
+        eventually(ready, timeout=timeout, message=lambda: f"the API to be ready:\n{self.log_tail()}")
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -136,22 +135,13 @@ def free_port() -> int:
         return port
 
 
-def polls(what: str, *, bound: float = BOUND) -> Iterator[None]:
-    """Yield until the caller breaks out; fail the test once `bound` seconds have passed."""
-    deadline = time.monotonic() + bound
-    while time.monotonic() < deadline:
-        yield
-        time.sleep(POLL)
-    raise AssertionError(f"gave up waiting for {what} after {bound:.0f} s")
-
-
-def wait_status(http: httpx.Client, path: str, *states: str, bound: float = BOUND) -> dict[str, Any]:
+def wait_status(http: httpx.Client, path: str, *states: str, bound: float = TIMEOUT) -> dict[str, Any]:
     """The job at `path` (GET) once its status is one of `states`."""
 
-    for _ in polls(f"{path} to be {'/'.join(states)}", bound=bound):
+    def in_state() -> dict[str, Any] | None:
         response = http.get(path)
         assert response.status_code == 200, response.text
         job: dict[str, Any] = response.json()
-        if job["status"] in states:
-            break
-    return job
+        return job if job["status"] in states else None
+
+    return eventually(in_state, timeout=bound, message=f"{path} to be {'/'.join(states)}")

@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from apiprocess import ApiServer, polls
+from apiprocess import ApiServer
 from ray.job_submission import JobStatus, JobSubmissionClient
+from waiting import eventually
 
 FAKE_LOG = "fake job output\nfake job finished\n"
 
@@ -41,10 +42,10 @@ def working_dir(tmp_path: Path) -> Path:
 
 
 def wait_terminal(ray: JobSubmissionClient, submission_id: str) -> JobStatus:
-    for _ in polls(f"job {submission_id} to end"):
-        status: JobStatus = ray.get_job_status(submission_id)
-        if status.is_terminal():
-            break
+    status: JobStatus = eventually(
+        lambda: (status := ray.get_job_status(submission_id)).is_terminal() and status,
+        message=f"job {submission_id} to end",
+    )
     return status
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -17,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from apiprocess import ApiServer, ApiServers, free_port, polls
+from apiprocess import ApiServer, ApiServers, free_port
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
+from waiting import eventually
 
 from jobgate.api import config, tenancy
-from jobgate.crds import models
+from jobgate.crds import models, names
 
 LEASE_SECONDS = 4
 JOB = {"entrypoint": "true", "runtime_env": {"working_dir": "https://example.com/job.zip"}}
@@ -38,6 +38,7 @@ def test_a_killed_leader_and_a_killed_api_lose_and_double_nothing(
     tenant: str,
 ) -> None:
     lease = f"jobgate-system/ha-{uuid.uuid4().hex[:8]}"
+    namespace = tenancy.namespace_for(tenant, prefix=config.DEFAULT_NAMESPACE_PREFIX)
     jobgate_operator.stop()
     try:
         ports = {name: free_port() for name in ("a", "b")}
@@ -51,12 +52,13 @@ def test_a_killed_leader_and_a_killed_api_lose_and_double_nothing(
             )
             for name, port in ports.items()
         }
-        leader = next(
-            name
-            for _ in polls("a leader")
-            for name in ports
-            if _metric(ports[name], "jobgate_operator_leader") == 1
-        )
+
+        def leading() -> str | None:
+            return next(
+                (name for name in ports if _metric(ports[name], "jobgate_operator_leader") == 1), None
+            )
+
+        leader = eventually(leading, message="a leader")
         standby = "b" if leader == "a" else "a"
         doomed, survivor = (
             api_servers.start(f"replica-{name}", JOBGATE_LOG_FORMAT="json") for name in ("doomed", "survivor")
@@ -69,11 +71,16 @@ def test_a_killed_leader_and_a_killed_api_lose_and_double_nothing(
             assert http.get(f"/api/jobs/{ids[0]}").status_code == 200
 
         # The leader dies; submits to the doomed API wait for a pod nobody makes until the
-        # standby takes the lease, and the doomed API dies while they wait.
+        # standby takes the lease, and the doomed API dies while they wait: once it has
+        # stored every one of their Jobs (it waits for the pod only after that).
         operators[leader].kill()
+        cut = {f"app-cut{i}" for i in range(BATCH)}
         with concurrent.futures.ThreadPoolExecutor(BATCH) as pool:
             waiting = [pool.submit(_try_submit, doomed, tenant, f"cut{i}") for i in range(BATCH)]
-            time.sleep(1)
+            eventually(
+                lambda: cut <= _submission_ids(kube, namespace),
+                message=lambda: f"the doomed API to store {sorted(cut - _submission_ids(kube, namespace))}",
+            )
             doomed.kill()
             answers = [future.result() for future in waiting]
         assert all(status is None for status, _ in answers), answers  # every one was cut
@@ -91,11 +98,12 @@ def test_a_killed_leader_and_a_killed_api_lose_and_double_nothing(
 
         with survivor.client(tenant) as http:
             for submission_id in ids:
-                for _ in polls(f"{submission_id} to succeed", bound=90):
-                    if http.get(f"/api/jobs/{submission_id}").json()["status"] == "SUCCEEDED":
-                        break
+                eventually(
+                    lambda path=f"/api/jobs/{submission_id}": http.get(path).json()["status"] == "SUCCEEDED",
+                    timeout=90,
+                    message=f"{submission_id} to succeed",
+                )
 
-        namespace = tenancy.namespace_for(tenant, prefix=config.DEFAULT_NAMESPACE_PREFIX)
         jobs = client.CustomObjectsApi(kube).list_namespaced_custom_object(
             models.GROUP, models.VERSION, namespace, models.PLURAL
         )["items"]
@@ -114,7 +122,7 @@ def test_a_killed_leader_and_a_killed_api_lose_and_double_nothing(
         assert _metric(ports[standby], "jobgate_operator_job_transitions_total", state="SUCCEEDED") >= BATCH
         assert _metric(ports[standby], "jobgate_operator_reconcile_duration_seconds_count") > 0
         lines = _json_lines(operators[standby].log_path)
-        assert any(line.get("job") == f"{namespace}/{models.job_name_for('app-cut0')}" for line in lines)
+        assert any(line.get("job") == f"{namespace}/{names.job_name('app-cut0')}" for line in lines)
         api_lines = _json_lines(survivor.log_path)
         assert any(
             line.get("submission_id") == "app-cut0" and line["logger"] == "uvicorn.access"
@@ -142,6 +150,14 @@ def _try_submit(api: ApiServer, tenant: str, submission_id: str) -> tuple[int | 
     except httpx.TransportError as e:
         return None, repr(e)
     return response.status_code, response.text
+
+
+def _submission_ids(kube: client.ApiClient, namespace: str) -> set[str]:
+    """The submission ids of the Jobs stored in `namespace`."""
+    jobs = client.CustomObjectsApi(kube).list_namespaced_custom_object(
+        models.GROUP, models.VERSION, namespace, models.PLURAL
+    )["items"]
+    return {job["spec"]["submissionId"] for job in jobs}
 
 
 def _metric(port: int, name: str, **labels: str) -> float:

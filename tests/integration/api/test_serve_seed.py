@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
-from apiprocess import SCHEDULING_TIMEOUT_MS, ApiServer, polls, wait_status
+import httpx
+from apiprocess import SCHEDULING_TIMEOUT_MS, ApiServer, wait_status
 from kubernetes import client
+from waiting import eventually
 
 from jobgate.api import config, tenancy
 
@@ -154,10 +157,12 @@ def test_logs_come_from_the_pod_and_say_when_it_is_gone(
         client.CoreV1Api(kube).delete_namespaced_pod(
             "app-logs-1", namespace_of(tenant), grace_period_seconds=0
         )
-        for _ in polls("the logs to be gone"):
-            gone = http.get("/api/jobs/app-logs/logs")
-            if gone.status_code == 410:
-                break
+
+        def logs_gone() -> httpx.Response | None:
+            response = http.get("/api/jobs/app-logs/logs")
+            return response if response.status_code == 410 else None
+
+        gone = eventually(logs_gone, message="the logs to be gone")
         assert "no longer exists" in gone.json()
         assert http.get("/ray/api/jobs/app-logs/logs").status_code == 410
 
@@ -199,8 +204,14 @@ def test_timeout_zero_returns_once_stored(unbounded_api: ApiServer, tenant: str)
         response = http.post("/api/jobs", json={"entrypoint": "true", "submission_id": "waits", **JOB})
         assert response.status_code == 200
         assert time.monotonic() - started < 3
-        time.sleep(1)
-        job = http.get("/api/jobs/app-waits").json()
+        # The job waits in the cluster instead: once the scheduler's refusal reaches its
+        # message, it is still PENDING (no scheduling timeout ends it).
+
+        def refused() -> dict[str, Any] | None:
+            job: dict[str, Any] = http.get("/api/jobs/app-waits").json()
+            return job if "didn't match Pod's node affinity" in job["message"] else None
+
+        job = eventually(refused, message="the scheduler's refusal in the message of app-waits")
         assert job["status"] == "PENDING"
         assert "didn't match Pod's node affinity" in job["message"]
         assert http.post("/api/jobs/app-waits/stop").json() is True

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from apiprocess import ApiServer, delete_tenant_namespace, polls, wait_status
+from apiprocess import ApiServer, delete_tenant_namespace, wait_status
 from kubernetes import client
+from waiting import eventually
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -97,12 +98,13 @@ def test_a_tenant_namespace_deleted_behind_the_apis_back_is_made_again(
         assert http.post("/api/jobs", json={**JOB, "submission_id": "before"}).status_code == 200
         core.delete_namespace(tenancy.namespace_for(tenant, prefix=config.DEFAULT_NAMESPACE_PREFIX))
         selector = f"metadata.name={tenancy.namespace_for(tenant, prefix=config.DEFAULT_NAMESPACE_PREFIX)}"
-        for _ in polls("the namespace to be gone"):
-            if not core.list_namespace(field_selector=selector).items:
-                break
-        for _ in polls("the deleted job to leave the API's index"):
-            if http.get("/api/jobs/app-before").status_code == 404:
-                break
+        eventually(
+            lambda: not core.list_namespace(field_selector=selector).items, message="the namespace to be gone"
+        )
+        eventually(
+            lambda: http.get("/api/jobs/app-before").status_code == 404,
+            message="the deleted job to leave the API's index",
+        )
         response = http.post("/api/jobs", json={**JOB, "submission_id": "after"})
         assert response.status_code == 200, response.text
         wait_status(http, "/api/jobs/app-after", "SUCCEEDED")

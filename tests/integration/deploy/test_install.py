@@ -8,12 +8,12 @@ with `kubectl auth can-i`, and install the whole of deploy/ as a cluster operato
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
+from waiting import eventually
 
 from jobgate.devcluster import LocalCluster
 
@@ -23,7 +23,6 @@ SYSTEM_NAMESPACE = "jobgate-system"
 OPERATOR = f"system:serviceaccount:{SYSTEM_NAMESPACE}:jobgate-operator"
 API = f"system:serviceaccount:{SYSTEM_NAMESPACE}:jobgate-api"
 TENANT_NAMESPACE = "jobgate-t-acme"  # any namespace: the roles are cluster-wide
-BOUND = 60.0  # seconds: only stops a hung test
 
 # (who, verb, resource, namespace or None for all, allowed)
 PERMISSIONS = [
@@ -105,15 +104,22 @@ def test_the_dev_overlay_installs_and_its_pods_are_scheduled(
     assert result.returncode == 0, result.stderr
     core = client.CoreV1Api(kube)
     try:
-        deadline = time.monotonic() + BOUND
-        while True:
-            pods = core.list_namespaced_pod(SYSTEM_NAMESPACE, label_selector="app.kubernetes.io/name=jobgate")
+
+        def jobgate_pods() -> client.V1PodList:
+            return core.list_namespaced_pod(SYSTEM_NAMESPACE, label_selector="app.kubernetes.io/name=jobgate")
+
+        def all_scheduled() -> client.V1PodList | None:
+            pods = jobgate_pods()
             scheduled = {p.metadata.name: p.spec.node_name for p in pods.items if p.spec.node_name}
             components = sorted(p.metadata.labels["app.kubernetes.io/component"] for p in pods.items)
             if len(scheduled) == 4 and components == ["api", "api", "operator", "operator"]:
-                break
-            assert time.monotonic() < deadline, f"pods not all scheduled: {[_state(p) for p in pods.items]}"
-            time.sleep(0.5)
+                return pods
+            return None
+
+        pods = eventually(
+            all_scheduled,
+            message=lambda: f"the pods to be scheduled; now: {[_state(p) for p in jobgate_pods().items]}",
+        )
         # The preferred anti-affinity spreads each pair over two nodes.
         for component in ("api", "operator"):
             nodes = {

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client
+from waiting import TIMEOUT, eventually
 
 from jobgate.crds import models
-
-POLL = 0.1  # seconds between looks; the bounds below only stop a hung test
-BOUND = 60.0
 
 
 class Jobs:
@@ -52,7 +49,7 @@ class Jobs:
             raise
         return True
 
-    def wait(self, name: str, *states: str, bound: float = BOUND) -> dict[str, Any]:
+    def wait(self, name: str, *states: str, bound: float = TIMEOUT) -> dict[str, Any]:
         """The Job once its status.state is one of `states`."""
         return self.until(
             lambda: (job := self.get(name)).get("status", {}).get("state") in states and job,
@@ -60,7 +57,7 @@ class Jobs:
             bound=bound,
         )
 
-    def finished(self, name: str, *, bound: float = BOUND) -> dict[str, Any]:
+    def finished(self, name: str, *, bound: float = TIMEOUT) -> dict[str, Any]:
         return self.wait(name, "SUCCEEDED", "FAILED", "STOPPED", bound=bound)
 
     def pods(self, name: str) -> list[client.V1Pod]:
@@ -71,16 +68,9 @@ class Jobs:
         return sorted(pods, key=lambda pod: pod.metadata.name)
 
     @staticmethod
-    def until(check: Callable[[], Any], what: str, *, bound: float = BOUND) -> Any:
-        """Poll `check` until it returns something truthy (and return that)."""
-        deadline = time.monotonic() + bound
-        while True:
-            result = check()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                raise AssertionError(f"gave up waiting for {what} after {bound:.0f} s")
-            time.sleep(POLL)
+    def until(check: Callable[[], Any], what: str, *, bound: float = TIMEOUT) -> Any:
+        """The first truthy value of `check()` (waiting.eventually, waiting for `what`)."""
+        return eventually(check, message=what, timeout=bound)
 
     @staticmethod
     def condition(job: dict[str, Any], kind: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import pytest
 from kubernetes import client
 from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
+from waiting import eventually
 
 from jobgate.devcluster import LocalCluster, realnode
 
@@ -93,15 +94,17 @@ def real_namespace(real_kube: client.ApiClient, request: pytest.FixtureRequest) 
     base = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-") or "t"
     name = f"{base}-{uuid.uuid4().hex[:6]}"
     core.create_namespace({"metadata": {"name": name, "labels": {"jobgate.io/test": "true"}}})
-    deadline = time.monotonic() + 30
-    while True:  # pods are refused until the namespace's default service account exists
+
+    def has_default_account() -> bool:  # pods are refused until the namespace has it
         try:
             core.read_namespaced_service_account("default", name)
-            break
         except ApiException as err:
-            if err.status != 404 or time.monotonic() > deadline:
+            if err.status != 404:
                 raise
-            time.sleep(0.05)
+            return False
+        return True
+
+    eventually(has_default_account, message=f"the default service account of {name}")
     yield name
     with contextlib.suppress(ApiException):
         core.delete_namespace(name)

@@ -6,12 +6,10 @@ reported as they happened. Nothing is faked."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
+from waiting import eventually
 
 from jobgate.crds import models
 from jobgate.devcluster import LocalCluster, nodeimages, realnode
@@ -29,7 +28,7 @@ pytestmark = pytest.mark.cluster
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CRD_FILE = REPO_ROOT / "crds" / "jobgate.io_jobs.yaml"
-BOUND = 120.0
+BOUND = 120.0  # seconds for a job to finish: real containers start on the real node
 
 
 def _free_port() -> int:
@@ -37,15 +36,6 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def _until(what: str, check: Any, *, bound: float = BOUND) -> Any:
-    deadline = time.monotonic() + bound
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {bound:.0f}s waiting for {what}")
-        time.sleep(0.2)
-    return result
 
 
 def _install_crd(kube: client.ApiClient) -> None:
@@ -63,7 +53,7 @@ def _install_crd(kube: client.ApiClient) -> None:
             c.type == "Established" and c.status == "True" for c in (status and status.conditions) or []
         )
 
-    _until("the Job CRD to be Established", established, bound=30)
+    eventually(established, message="the Job CRD to be Established")
 
 
 @pytest.fixture(scope="module")
@@ -101,14 +91,11 @@ def real_operator(
         if process.poll() is not None:
             pytest.fail(f"the operator exited at start; see {log_path}")
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with (
-            contextlib.suppress(OSError),
-            opener.open(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer,
-        ):
+        with opener.open(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:
             return bool(answer.status == 200)
-        return False
 
-    _until("the operator to be ready", ready, bound=60)
+    # OSError: the liveness endpoint does not answer yet.
+    eventually(ready, ignoring=(OSError,), message=f"the operator to be ready; see {log_path}")
     try:
         yield
     finally:
@@ -136,8 +123,7 @@ def _run_job(kube: client.ApiClient, namespace: str, **spec: Any) -> dict[str, A
         )
         return job if job.get("status", {}).get("state") in ("SUCCEEDED", "FAILED", "STOPPED") else None
 
-    result: dict[str, Any] = _until(f"job {name} to finish", finished)
-    return result
+    return eventually(finished, timeout=BOUND, message=f"job {name} to finish")
 
 
 def test_a_job_runs_its_entrypoint_in_its_working_dir_with_its_env(

@@ -4,31 +4,18 @@ job image with `imagePullPolicy: Never`. Nothing is mocked or faked."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kubernetes import client
+from waiting import eventually
 
 from jobgate.devcluster import LocalCluster, nodeimages, pools, realnode
 
 pytestmark = pytest.mark.cluster
 
-T = TypeVar("T")
-TIMEOUT = 120.0
+TIMEOUT = 120.0  # seconds for a pod to finish: real containers start on the real node
 JOB_IMAGE = nodeimages.job_image_ref()
-
-
-def wait_for(what: str, probe: Callable[[], T | None], *, timeout: float = TIMEOUT) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result is not None and result is not False:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def real_pod(
@@ -71,11 +58,11 @@ def run_to_end(core: client.CoreV1Api, namespace: str, manifest: dict[str, Any])
         pod: client.V1Pod = core.read_namespaced_pod(name, namespace)
         return pod if pod.status.phase in ("Succeeded", "Failed") else None
 
-    try:
-        return wait_for(f"pod {name} to finish", finished)
-    except pytest.fail.Exception:
-        events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
-        pytest.fail(f"pod {name} did not finish; events: {[(e.reason, e.message) for e in events]}")
+    def events() -> str:
+        found = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
+        return f"pod {name} to finish; events: {[(e.reason, e.message) for e in found]}"
+
+    return eventually(finished, timeout=TIMEOUT, message=events)
 
 
 def terminated(pod: client.V1Pod) -> client.V1ContainerStateTerminated:

@@ -22,26 +22,24 @@ import enum
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Final, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from jobgate.operator import config
+import pydantic
 
-VARIABLE: Final = "JOBGATE_LOG_FORMAT"
+from jobgate.core import jobs
+
 T = TypeVar("T")
 
 
 class Format(enum.StrEnum):
+    """`JOBGATE_LOG_FORMAT`: text (the default) or json."""
+
     TEXT = "text"
     JSON = "json"
 
 
-def format_from_env(environ: Mapping[str, str]) -> Format:
-    """The format `JOBGATE_LOG_FORMAT` asks for (unset or empty: text); `ConfigError` if unknown."""
-    text = environ.get(VARIABLE, "").strip().lower()
-    try:
-        return Format(text or Format.TEXT)
-    except ValueError:
-        raise config.ConfigError(f"{VARIABLE}={text!r}: expected text or json") from None
+# A settings field of either process: any case is accepted (`JSON`, `Text`).
+FormatSetting = Annotated[Format, pydantic.BeforeValidator(lambda value: str(value).strip().lower())]
 
 
 # The fields of the job being worked on. A dict, not a value: a scope opened by an outer layer
@@ -67,12 +65,12 @@ def bind(**fields: str) -> None:
         current.update(fields)
 
 
-def per_job(handle: Callable[[tuple[str, str], T], None]) -> Callable[[tuple[str, str], T], None]:
-    """`handle(key, ...)` for the operator's (namespace, name) keys, in a scope naming the job."""
+def per_job(handle: Callable[[jobs.JobRef, T], None]) -> Callable[[jobs.JobRef, T], None]:
+    """`handle(job, ...)` in a scope naming the job (`<namespace>/<name>`)."""
 
-    def scoped(key: tuple[str, str], trigger: T) -> None:
-        with job_scope(job=f"{key[0]}/{key[1]}"):
-            handle(key, trigger)
+    def scoped(job: jobs.JobRef, trigger: T) -> None:
+        with job_scope(job=str(job)):
+            handle(job, trigger)
 
     return scoped
 

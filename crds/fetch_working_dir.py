@@ -30,6 +30,7 @@ from typing import BinaryIO
 
 DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB unpacked: ten times the largest upload the API takes by default
 DEFAULT_MAX_ENTRIES = 100_000
+_CHUNK = 1 << 20
 # What reading a damaged or foreign archive raises, from the archive modules and their decompressors.
 _UNREADABLE = (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error)
 
@@ -93,6 +94,10 @@ def _entries(file: BinaryIO) -> Iterator[tuple[str, str, int]]:
     with tarfile.open(fileobj=file) as archive:
         for member in archive:
             yield member.name, _tar_kind(member), member.size
+        # The members end at the tar's first zero block; a compressed stream cut after it
+        # (its check bytes lost) would pass unnoticed: read it to its end, which checks them.
+        while archive.fileobj is not None and archive.fileobj.read(_CHUNK):
+            pass
 
 
 def _zip_kind(mode: int) -> str:

@@ -21,8 +21,7 @@ import re
 from collections.abc import Mapping
 from typing import Final
 
-from jobgate.crds import models
-from jobgate.operator import errors
+from jobgate.crds import errors, models
 
 DEFAULT_GPU_RESOURCE: Final = "nvidia.com/gpu"
 DEFAULT_CUSTOM_RESOURCES: Final = {"NPU": "huawei.com/Ascend910"}

@@ -19,7 +19,7 @@ import re
 import urllib.parse
 from typing import Final
 
-from jobgate.operator import errors, fetch_working_dir
+from jobgate.crds import errors, fetch_working_dir
 
 LOC: Final = ("runtimeEnv", "working_dir")
 PACKAGES_PATH: Final = "/api/packages/gcs/"

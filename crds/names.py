@@ -1,0 +1,70 @@
+"""Names of the objects jobgate makes, and label values: one rule for making any text fit.
+
+Kubernetes bounds names and label values in length and characters. A text that fits is
+used as it is; one that does not becomes a readable part of it plus a hash of the whole
+text (`bounded`), so that two different texts never share a name. Every derived name goes
+through here: the Job's name for a submission id, an attempt's pod, label values, and a
+tenant's namespace (`api.tenancy`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Final
+
+MAX_NAME: Final = 253  # a DNS subdomain: most objects' names
+MAX_LABEL: Final = 63  # a DNS label (namespaces) and a label value
+DNS_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+_NOT_LABEL_VALUE = re.compile(r"[^A-Za-z0-9_.-]+")
+_NOT_DNS = re.compile(r"[^a-z0-9-]+")
+_DIGEST: Final = 8
+
+
+def bounded(
+    text: str,
+    *,
+    limit: int,
+    fits: re.Pattern[str] | None,
+    readable: str,
+) -> str:
+    """`text` if `fits` matches it whole within `limit` characters; else the start of
+    `readable` (text in the allowed characters), a dash and a hash of `text`
+    (`fits` None: always the hashed form)."""
+    if fits is not None and len(text) <= limit and fits.fullmatch(text):
+        return text
+    hashed = digest(text)
+    start = readable[: limit - 1 - len(hashed)].strip("-_.")
+    return f"{start}-{hashed}" if start else hashed
+
+
+def digest(text: str, *, length: int = _DIGEST) -> str:
+    """The hash that keeps a shortened name unique: hex of sha256 of the whole text."""
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def job_name(submission_id: str) -> str:
+    """The Job object's name for a submission id.
+
+    Seed ids (`[a-z0-9-]`, starting and ending alphanumeric) are used as they are. Ray's
+    (`raysubmit_AbC…`) are lower-cased with `_` turned to `-`, plus a hash of the id, so that
+    two ids differing only in case or `_` never share a name.
+    """
+    return bounded(
+        submission_id, limit=MAX_LABEL, fits=DNS_LABEL, readable=_NOT_DNS.sub("-", submission_id.lower())
+    )
+
+
+def pod_name(job_name: str, attempt: int) -> str:
+    """The pod of an attempt: `<job>-<attempt>`, the same every time, so that creating it is
+    idempotent; the attempt is all digits, so two jobs' pod names never collide."""
+    suffix = f"-{attempt}"
+    if len(job_name) + len(suffix) <= MAX_NAME:
+        return job_name + suffix
+    return bounded(job_name, limit=MAX_NAME - len(suffix), fits=None, readable=job_name) + suffix
+
+
+def label_value(text: str) -> str:
+    """`text` when it is a valid label value, else a readable prefix plus a hash of it."""
+    return bounded(text, limit=MAX_LABEL, fits=_LABEL_VALUE, readable=_NOT_LABEL_VALUE.sub("-", text))

@@ -1,0 +1,135 @@
+"""What this deployment lets a job ask for, and how it runs it: settings both processes read.
+
+The operator runs jobs by this policy; the API reads the same `JOBGATE_*` variables so that
+it refuses, with a 400, exactly what the operator could not run (`validation.check_spec`).
+Each process's own settings extend `JobPolicy` (pydantic-settings, read once at start by
+`load`); a bad value stops the process with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, TypeVar
+
+import pydantic
+import pydantic_settings
+
+from jobgate.crds import fetch_working_dir, workdir
+from jobgate.crds import resources as resource_rules
+
+DEFAULT_IMAGE: Final = "python:3.11-slim"
+PREFIX: Final = "JOBGATE_"
+
+S = TypeVar("S", bound=pydantic_settings.BaseSettings)
+
+
+class SettingsError(ValueError):
+    """A variable with a value the process cannot use; the message names the variable."""
+
+
+def load(cls: type[S]) -> S:
+    """The settings the environment describes (unset or empty: the default)."""
+    try:
+        return cls()
+    except pydantic.ValidationError as e:
+        first = e.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        name = field if field.startswith(PREFIX) else PREFIX + field.upper()
+        why = first["msg"].removeprefix("Value error, ")
+        given = f"={first['input']!r}" if isinstance(first["input"], str) else ""
+        raise SettingsError(f"{name}{given}: {why}") from None
+
+
+class JobPolicy(pydantic_settings.BaseSettings):
+    model_config = pydantic_settings.SettingsConfigDict(
+        env_prefix=PREFIX, env_ignore_empty=True, frozen=True, populate_by_name=True, extra="ignore"
+    )
+
+    image: str = DEFAULT_IMAGE  # the job's image unless runtime_env.image_uri names one
+    fetch_image_override: str | None = pydantic.Field(
+        default=None, validation_alias="JOBGATE_FETCH_IMAGE"
+    )  # the working_dir init container's (needs python3); the job image when unset
+    custom_resources: Annotated[dict[str, str], pydantic_settings.NoDecode] = pydantic.Field(
+        default_factory=lambda: dict(resource_rules.DEFAULT_CUSTOM_RESOURCES)
+    )
+    gpu_resource: str = resource_rules.DEFAULT_GPU_RESOURCE
+    default_cpus: float = resource_rules.DEFAULT_CPUS
+    default_memory: int = resource_rules.DEFAULT_MEMORY
+    package_base_url: str | None = None  # the API's base URL as pods reach it: enables gcs://
+    file_uri_root: str | None = None  # enables file:// working dirs under this node directory
+    max_unpacked_bytes: int = pydantic.Field(default=fetch_working_dir.DEFAULT_MAX_BYTES, ge=1)
+    max_unpacked_entries: int = pydantic.Field(default=fetch_working_dir.DEFAULT_MAX_ENTRIES, ge=1)
+
+    _resources: resource_rules.ResourcePolicy = pydantic.PrivateAttr()
+    _working_dir: workdir.WorkingDirPolicy = pydantic.PrivateAttr()
+
+    @pydantic.field_validator("custom_resources", mode="before")
+    @classmethod
+    def _custom(cls, value: Any) -> Any:
+        """`NPU=huawei.com/Ascend910,TPU=google.com/tpu` -> {"NPU": ..., "TPU": ...}."""
+        if not isinstance(value, str):
+            return value
+        pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
+        if any(len(pair) != 2 or not pair[0].strip() for pair in pairs):
+            raise ValueError("expected NAME=vendor.com/resource[,NAME=...]")
+        return {name.strip(): resource_rules.extended_resource(resource.strip()) for name, resource in pairs}
+
+    @pydantic.field_validator("gpu_resource")
+    @classmethod
+    def _gpu(cls, value: str) -> str:
+        return resource_rules.extended_resource(value)
+
+    @pydantic.field_validator("default_cpus")
+    @classmethod
+    def _cpus(cls, value: float) -> float:
+        return resource_rules.cpus(value)
+
+    @pydantic.field_validator("default_memory")
+    @classmethod
+    def _memory(cls, value: int) -> int:
+        return resource_rules.memory(value)
+
+    @pydantic.field_validator("package_base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return url(value)
+
+    @pydantic.field_validator("file_uri_root")
+    @classmethod
+    def _root(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError("expected an absolute path")
+        return value
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._resources = resource_rules.ResourcePolicy(
+            custom=self.custom_resources,
+            gpu=self.gpu_resource,
+            default_cpus=self.default_cpus,
+            default_memory=self.default_memory,
+        )
+        self._working_dir = workdir.WorkingDirPolicy(
+            package_base_url=self.package_base_url,
+            file_root=self.file_uri_root,
+            unpack_limits=fetch_working_dir.Limits(
+                max_bytes=self.max_unpacked_bytes, max_entries=self.max_unpacked_entries
+            ),
+        )
+
+    @property
+    def fetch_image(self) -> str:
+        return self.fetch_image_override or self.image
+
+    @property
+    def resources(self) -> resource_rules.ResourcePolicy:
+        return self._resources
+
+    @property
+    def working_dir(self) -> workdir.WorkingDirPolicy:
+        return self._working_dir
+
+
+def url(value: str | None) -> str | None:
+    """An http(s) URL (None stays None)."""
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return value
