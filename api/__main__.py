@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import kubernetes.config
 import uvicorn
 
-from jobgate.api import app, config, index, store
+from jobgate.api import app, config, index, serving, store
 from jobgate.core import logs
 from jobgate.crds import policy
 
@@ -48,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         port=settings.port,
         log_level="info",
         log_config=None,  # uvicorn's lines go through the root logger, in the chosen format
+        http=serving.BoundedHead,  # a request's head is bounded (431 past it)
+        limit_concurrency=settings.max_connections,  # 503 past it
         # On SIGTERM, requests under way (a submit waiting for its pod to be scheduled, a
         # log tail) get this long to finish before they are cut.
         timeout_graceful_shutdown=_SHUTDOWN_SECONDS,

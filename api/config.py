@@ -30,6 +30,8 @@ DEFAULT_SUBMIT_GRACE_MS: Final = 10_000
 DEFAULT_MAX_BODY_BYTES: Final = 1 << 20  # 1 MiB: a job request is a few hundred bytes
 DEFAULT_MAX_PACKAGE_BYTES: Final = 100 << 20  # 100 MiB of zipped working_dir
 DEFAULT_LOG_LIMIT_BYTES: Final = 10 << 20
+# Connections (and requests under way) one API process serves at once; more are answered 503.
+DEFAULT_MAX_CONNECTIONS: Final = 1000
 # A namespace prefix must leave room for a tenant: a DNS label is at most 63 characters.
 _PREFIX_PATTERN: Final = r"^[a-z0-9][-a-z0-9]{0,31}$"
 
@@ -72,6 +74,7 @@ class Settings(policy.JobPolicy):
     package_dir: Path = pydantic.Field(default_factory=lambda: _data_home() / "jobgate" / "packages")
     max_package_bytes: int = pydantic.Field(default=DEFAULT_MAX_PACKAGE_BYTES, ge=1)
     log_limit_bytes: int = pydantic.Field(default=DEFAULT_LOG_LIMIT_BYTES, ge=1)
+    max_connections: int = pydantic.Field(default=DEFAULT_MAX_CONNECTIONS, ge=1)
     log_format: logs.FormatSetting = logs.Format.TEXT
 
     @pydantic.field_validator("default_tenant")
@@ -100,20 +103,32 @@ def token_key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+MIN_TOKEN_LENGTH: Final = 32  # characters: a token must not be guessable
+
+
 def read_tokens(path: Path) -> Mapping[str, str | None]:
-    """A tokens file: one `<token> [<tenant>]` per line; `#` starts a comment.
+    """A tokens file: one `<token> [<tenant>]` per line; a line starting with `#` is a comment.
 
     A token with a tenant is pinned to it (the request's X-Tenant-Id is ignored); a token
-    without one may act for any tenant (an admin's or a trusted gateway's).
+    without one may act for any tenant (an admin's or a trusted gateway's). A `#` inside a
+    line is no comment: `ab#cd acme` would otherwise be the unpinned token `ab`. Any line
+    that is not exactly that is an error naming it, so that the API does not start with a
+    token it was not meant to have.
     """
     tokens: dict[str, str | None] = {}
     for number, line in enumerate(path.read_text().splitlines(), start=1):
-        fields = line.split("#", 1)[0].split()
-        if not fields:
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
             continue
         if len(fields) > 2:
-            raise ValueError(f"line {number}: expected `<token> [<tenant>]`")
-        tokens[token_key(fields[0])] = tenancy.check_tenant(fields[1]) if len(fields) == 2 else None
+            raise ValueError(f"line {number}: expected `<token> [<tenant>]`, a comment only at its start")
+        if len(fields[0]) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"line {number}: a token has at least {MIN_TOKEN_LENGTH} characters")
+        tenant = fields[1] if len(fields) == 2 else None
+        try:
+            tokens[token_key(fields[0])] = None if tenant is None else tenancy.check_tenant(tenant)
+        except ValueError as e:
+            raise ValueError(f"line {number}: {e}") from e
     if not tokens:
         raise ValueError("no tokens in the file")
     return tokens

@@ -187,10 +187,15 @@ def _describe_one(error: Any, *, model: type[Any] | None) -> str:
         return f"{field} is not a known field{known}"
     phrase = _PHRASES.get(kind)
     if phrase is None:  # pydantic's own words: "Input should be ..." -> "must be ..."
-        phrase = re.sub(r"^Input should be\b", "must be", str(error.get("msg", "is invalid")))
+        phrase = re.sub(_SHOULD, "must", str(error.get("msg", "is invalid")))
+        phrase = re.sub(r"^Value error, ", "", phrase).replace(_ITEMS, " entries")
+    if path[-1:] == ["[key]"]:  # a map's key, e.g. ("runtime_env", "env_vars", "A=B", "[key]")
+        return f"{'.'.join(path[:-2])} has the key {_shown(path[-2])}: {phrase}"
     return f"{field} {phrase}{got}"
 
 
+_SHOULD = r"^(Input|String|Dictionary|List) should\b"
+_ITEMS = " items after validation, not more"  # of a dict: "at most 32 items after validation, ..."
 _PHRASES = {
     "string_type": "must be a string",
     "float_type": "must be a number",

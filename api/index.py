@@ -140,8 +140,8 @@ class JobIndex:
         self._notify({entry.key})
 
     @contextlib.contextmanager
-    def writing(self, key: Key) -> Iterator[Callable[[jobs.Job], None]]:
-        """Around this process's write of a Job: call what it yields with the Job as written."""
+    def writing(self, key: Key) -> Iterator[cache.Answer[jobs.Job]]:
+        """Around this process's write of a Job: tell what it yields the Job as written."""
         kept: list[jobs.Job] = []
 
         def keep(job: jobs.Job) -> None:

@@ -118,9 +118,9 @@ class Store:
         for first in (True, False):
             namespace = self.ensure_namespace(tenant)
             try:
-                with self.jobs.writing(key) as keep:
+                with self.jobs.writing(key) as answer:
                     created = self._job_api.create(manifest)
-                    keep(created)
+                    answer.wrote(created)
                 break
             except clients.RefusedError as e:
                 if e.code == 404 and first:  # the namespace was deleted since: make it again
@@ -133,8 +133,8 @@ class Store:
 
     def stop_job(self, entry: index.Entry) -> None:
         """Set `spec.stop`; the operator stops the pod. The index has the change on return."""
-        with self.jobs.writing(entry.key) as keep:
-            keep(self._job_api.stop(entry.job.ref))
+        with self.jobs.writing(entry.key) as answer:
+            answer.wrote(self._job_api.stop(entry.job.ref))
 
     def delete_job(self, entry: index.Entry) -> None:
         """Delete exactly this Job (by uid); its pods go with it. Gone from the index on return."""

@@ -38,6 +38,8 @@ _REQUEST_FIELDS: Final = {
     ("resources", "gpus"): "entrypoint_num_gpus",
     ("resources", "custom"): "entrypoint_resources",
     ("runtimeEnv",): "runtime_env",
+    ("entrypoint",): "entrypoint",
+    ("metadata",): "metadata",
 }
 
 
@@ -89,24 +91,28 @@ def job_spec(
             )
     runtime_env = request.runtime_env.model_dump(exclude_none=True) if request.runtime_env else {}
     try:
-        spec = crd.JobSpec(
-            submission_id=submission_id(requested_id, dialect=dialect),
-            entrypoint=request.entrypoint,
-            runtime_env=crd.RuntimeEnv.model_validate(runtime_env),
-            resources=crd.Resources(
-                cpus=request.entrypoint_num_cpus,
-                memory=request.entrypoint_memory,
-                gpus=request.entrypoint_num_gpus or 0,
-                custom=request.entrypoint_resources or {},
-            ),
-            metadata=request.metadata or {},
-            pool_labels=list(pool_labels),
-            tenant=tenant,
-            scheduling_timeout_ms=settings.scheduling_timeout_ms,
-            ttl_seconds_after_finished=settings.job_ttl_seconds,
+        # Validated as one object, so that an error names the field's whole path.
+        spec = crd.JobSpec.model_validate(
+            {
+                "submission_id": submission_id(requested_id, dialect=dialect),
+                "entrypoint": request.entrypoint,
+                "runtime_env": runtime_env,
+                "resources": {
+                    "cpus": request.entrypoint_num_cpus,
+                    "memory": request.entrypoint_memory,
+                    "gpus": request.entrypoint_num_gpus or 0,
+                    "custom": request.entrypoint_resources or {},
+                },
+                "metadata": request.metadata or {},
+                "pool_labels": list(pool_labels),
+                "tenant": tenant,
+                "scheduling_timeout_ms": settings.scheduling_timeout_ms,
+                "ttl_seconds_after_finished": settings.job_ttl_seconds,
+            },
+            by_name=True,
         )
     except pydantic.ValidationError as e:
-        # The request's model checks all of this first; this is the Job schema's backstop.
+        # The Job schema's bounds (the CRD's too): what passes them can always become a pod.
         raise errors.InvalidRequestError(describe_spec_errors(e)) from e
     try:
         validation.check_spec(spec, rules=settings)
@@ -147,6 +153,11 @@ def request_field(loc: Sequence[str]) -> str:
 
 
 def describe_spec_errors(error: pydantic.ValidationError) -> str:
-    return errors.describe(
-        [{**item, "loc": (request_field([str(part) for part in item["loc"]]),)} for item in error.errors()]
-    )
+    return errors.describe([{**item, "loc": _request_loc(item["loc"])} for item in error.errors()])
+
+
+def _request_loc(loc: Sequence[int | str]) -> tuple[str, ...]:
+    parts = [str(part) for part in loc]
+    if parts[-1:] == ["[key]"]:  # a map's key: the map, the key, and that it is the key
+        return (request_field(parts[:-2]), *parts[-2:])
+    return (request_field(parts),)

@@ -322,25 +322,34 @@ class Bench:
     def scale(self) -> None:
         tenant = "bench-scale"
         existing = self._job_count()
-        more = max(self.size.scale - existing, 0)
+        # Up to the scale, and at least half of it here, so that the memory's growth over
+        # the second half is measured even when the earlier phases ran that many jobs.
+        more = max(self.size.scale - existing, self.size.scale // 2)
         started = time.monotonic()
         # In batches: kwok finishes pods at its own pace, and thousands of pods submitted at
         # once would wait for CPU on the nodes past their scheduling timeout.
         operator = self.pid("jobgate-operator")
-        # The operator's memory as jobs pass through it: it should stop growing with them.
-        checkpoints = {self.size.scale // 10, self.size.scale // 2, self.size.scale}
+        # The operator's memory (it has handled every job so far) as jobs pass through it:
+        # it should stop growing with them. Taken by jobs handled, at about a tenth, half
+        # and all of them.
+        total = existing + more
+        checkpoints = sorted({total // 10, total // 2, total})
         rss: dict[str, float] = {}
         batch = min(SCALE_BATCH, self.size.scale // 10)
+        handled = existing
         for first in range(0, more, batch):
             count = min(batch, more - first)
 
             def submit(i: int, first: int = first) -> None:
                 _submit(self.stored, tenant, f"scale-{first + i}", SHORT_DURATION)
 
+            if handled >= checkpoints[0]:
+                rss[str(handled)] = round(measure.rss_mb(operator), 1)
+                checkpoints = [point for point in checkpoints if point > handled]
             measure.in_parallel(count, submit, clients=CLIENTS)
             _wait_all_succeeded(self.stored, tenant, first + count)
-            if existing + first + count in checkpoints:
-                rss[str(existing + first + count)] = round(measure.rss_mb(operator), 1)
+            handled = existing + first + count
+        rss[str(handled)] = round(measure.rss_mb(operator), 1)
         filled = time.monotonic() - started
         time.sleep(self.size.settle / 3)  # let the last status writes settle
         cpu_before, at = measure.cpu_seconds(operator), time.monotonic()
@@ -541,7 +550,9 @@ def _chart(figures: dict[str, Any], path: Path) -> None:
 
 def _verdicts(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
     throughput, latency, scale = figures["throughput"], figures["submit_latency_ms"], figures["scale"]
-    by_jobs = list(scale["operator_rss_mb_by_jobs"].values())
+    by_jobs = {int(jobs): mb for jobs, mb in scale["operator_rss_mb_by_jobs"].items()}
+    handled = max(by_jobs, default=0)
+    half = min(by_jobs, key=lambda jobs: abs(jobs - handled / 2), default=0)
     measured = {
         "jobgate_vs_job_controller": throughput["jobgate_vs_job_controller"],
         "jobgate_vs_ceiling": throughput["jobgate_vs_ceiling"],
@@ -549,8 +560,8 @@ def _verdicts(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "cpu_per_job_vs_job_controller": throughput["cpu_per_job_vs_job_controller"],
         "operator_cpu_ms_per_job": throughput["jobgate"]["cpu_ms_per_job_by_process"].get("jobgate-operator"),
         "operator_rss_mb_at_scale": scale["operator_rss_mb"],
-        "operator_rss_growth_half_to_all": round(by_jobs[-1] / by_jobs[-2] - 1, 3)
-        if len(by_jobs) > 1
+        "operator_rss_growth_half_to_all": round(by_jobs[handled] / by_jobs[half] - 1, 3)
+        if half != handled
         else None,
         **{
             f"stored_submit_p99_vs_apiserver_at_{n}": round(

@@ -42,6 +42,7 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         merged.pop("default", None)  # a null default means "absent"
         return _structural(merged, defs)
 
+    node = _keys_as_rules(node)
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in _DROPPED_KEYS:
@@ -58,6 +59,32 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         else:
             out[key] = _structural(value, defs)
     return out
+
+
+def _keys_as_rules(node: dict[str, Any]) -> dict[str, Any]:
+    """A map's rules on its keys (`propertyNames`, or one `patternProperties` pattern),
+    which structural schemas cannot state, as a CEL rule on the map."""
+    names = dict(node.get("propertyNames") or {})
+    patterns = node.get("patternProperties") or {}
+    if len(patterns) > 1:
+        raise ValueError(f"cannot express several key patterns in a structural schema: {node}")
+    node = {k: v for k, v in node.items() if k not in ("propertyNames", "patternProperties")}
+    for pattern, values in patterns.items():
+        names["pattern"], node["additionalProperties"] = pattern, values
+    checks, said = [], []
+    if "pattern" in names:
+        checks.append(f"k.matches('{names['pattern']}')")
+        said.append(f"match {names.pop('pattern')}")
+    if "minLength" in names or "maxLength" in names:
+        least, most = names.pop("minLength", 0), names.pop("maxLength")
+        checks.append(f"size(k) >= {least} && size(k) <= {most}")
+        said.append(f"be {least} to {most} characters long")
+    if names:
+        raise ValueError(f"cannot express these rules on keys in a structural schema: {names}")
+    if checks:
+        rule = {"rule": f"self.all(k, {' && '.join(checks)})", "message": f"keys must {' and '.join(said)}"}
+        node["x-kubernetes-validations"] = [*node.get("x-kubernetes-validations", []), rule]
+    return node
 
 
 def _schema_of(model: type[BaseModel]) -> dict[str, Any]:

@@ -13,9 +13,10 @@ vocabulary (`working_dir`, `env_vars`, `pip`, `image_uri`) and with unknown keys
 from __future__ import annotations
 
 import enum
+import re
 from typing import Annotated, Any, Final
 
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AliasGenerator, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 GROUP: Final = "jobgate.io"
@@ -50,6 +51,20 @@ MIN_MEMORY_BYTES: Final = 134_217_728  # 128 MiB
 MAX_MEMORY_BYTES: Final = 1_125_899_906_842_624  # 1 PiB
 DEFAULT_SCHEDULING_TIMEOUT_MS: Final = 18_000
 MAX_ATTEMPTS: Final = 100
+
+# Bounds of everything else that reaches the pod, so that a stored Job can always be
+# rendered: a pod's annotations hold 256 KiB at most (the metadata is copied there), and
+# an object 1.5 MiB (etcd's request limit).
+MAX_DEVICES: Final = 1024  # GPUs, or units of one custom resource, per pod
+MAX_ENTRYPOINT_LENGTH: Final = 65_536
+MAX_ENV_VARS: Final = 128
+MAX_ENV_VALUE_LENGTH: Final = 32_768
+# Kubernetes' rule for a container's environment variable names.
+ENV_NAME_RULE: Final = "1 to 256 printable ASCII characters, without '='"
+ENV_NAME_PATTERN: Final = r"^[ -<>-~]{1,256}$"
+MAX_METADATA_ENTRIES: Final = 32
+MAX_METADATA_KEY_LENGTH: Final = 253  # an annotation's name part
+MAX_METADATA_VALUE_LENGTH: Final = 4096
 
 # Tokens of the X-Pool-Label header that are flags, not node labels: neither the API nor the
 # operator turns them into node affinity.
@@ -93,6 +108,12 @@ class _CamelModel(BaseModel):
     )
 
 
+def _env_name(name: str) -> str:
+    if not re.fullmatch(ENV_NAME_PATTERN, name):
+        raise ValueError(f"an environment variable's name is {ENV_NAME_RULE}")
+    return name
+
+
 class RuntimeEnv(BaseModel):
     """Ray's runtime_env: the known keys are checked, unknown keys are kept as they are."""
 
@@ -103,9 +124,17 @@ class RuntimeEnv(BaseModel):
         description="URI of a zip or directory unpacked into the job's working directory: "
         "http(s)://, file:// (opt-in, see README), or a package uploaded to the API (gcs://...).",
     )
-    env_vars: dict[str, str] = Field(
-        default_factory=dict, description="Environment variables of the job's process."
-    )
+    env_vars: Annotated[
+        dict[
+            Annotated[
+                str,
+                AfterValidator(_env_name),
+                WithJsonSchema({"type": "string", "pattern": ENV_NAME_PATTERN}),
+            ],
+            Annotated[str, Field(max_length=MAX_ENV_VALUE_LENGTH)],
+        ],
+        Field(max_length=MAX_ENV_VARS),
+    ] = Field(default_factory=dict, description="Environment variables of the job's process.")
     pip: list[str] = Field(
         default_factory=list, description="pip requirements installed before the entrypoint runs."
     )
@@ -123,8 +152,10 @@ class Resources(_CamelModel):
     memory: Annotated[int | None, Field(ge=MIN_MEMORY_BYTES, le=MAX_MEMORY_BYTES)] = Field(
         default=None, description="Memory in bytes, [134217728, 1125899906842624]; default when absent."
     )
-    gpus: Annotated[float, Field(ge=0)] = Field(default=0, description="GPUs (nvidia.com/gpu); 0 = none.")
-    custom: dict[str, Annotated[float, Field(ge=0)]] = Field(
+    gpus: Annotated[float, Field(ge=0, le=MAX_DEVICES)] = Field(
+        default=0, description="GPUs (nvidia.com/gpu); 0 = none."
+    )
+    custom: dict[str, Annotated[float, Field(ge=0, le=MAX_DEVICES)]] = Field(
         default_factory=dict,
         description="Custom resources by name (e.g. NPU), mapped to extended resources by the "
         "operator's configuration; 0 = not needed.",
@@ -137,14 +168,18 @@ class JobSpec(_CamelModel):
     submission_id: Annotated[str | None, Field(pattern=SUBMISSION_ID_PATTERN)] = Field(
         default=None, description="The job's id in the HTTP API; the object's name when absent."
     )
-    entrypoint: Annotated[str, Field(min_length=1)] = Field(
+    entrypoint: Annotated[str, Field(min_length=1, max_length=MAX_ENTRYPOINT_LENGTH)] = Field(
         description="Shell command run in the working directory."
     )
     runtime_env: RuntimeEnv = Field(default_factory=RuntimeEnv)
     resources: Resources = Field(default_factory=Resources)
-    metadata: dict[str, str] = Field(
-        default_factory=dict, description="User-defined metadata, stored and echoed back."
-    )
+    metadata: Annotated[
+        dict[
+            Annotated[str, Field(min_length=1, max_length=MAX_METADATA_KEY_LENGTH)],
+            Annotated[str, Field(max_length=MAX_METADATA_VALUE_LENGTH)],
+        ],
+        Field(max_length=MAX_METADATA_ENTRIES),
+    ] = Field(default_factory=dict, description="User-defined metadata, stored and echoed back.")
     pool_labels: list[Annotated[str, Field(pattern=POOL_LABEL_PATTERN)]] = Field(
         default_factory=list,
         description="Node label keys (or key=value); the pod must land on a node carrying at least "

@@ -56,6 +56,10 @@ class JobPolicy(pydantic_settings.BaseSettings):
     default_memory: int = resource_rules.DEFAULT_MEMORY
     package_base_url: str | None = None  # the API's base URL as pods reach it: enables gcs://
     file_uri_root: str | None = None  # enables file:// working dirs under this node directory
+    # `tenant=/dir,...`: a tenant's own root for file:// working dirs, in place of file_uri_root.
+    file_uri_roots: Annotated[dict[str, str], pydantic_settings.NoDecode] = pydantic.Field(
+        default_factory=dict
+    )
     max_unpacked_bytes: int = pydantic.Field(default=fetch_working_dir.DEFAULT_MAX_BYTES, ge=1)
     max_unpacked_entries: int = pydantic.Field(default=fetch_working_dir.DEFAULT_MAX_ENTRIES, ge=1)
 
@@ -96,9 +100,18 @@ class JobPolicy(pydantic_settings.BaseSettings):
     @pydantic.field_validator("file_uri_root")
     @classmethod
     def _root(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("/"):
-            raise ValueError("expected an absolute path")
-        return value
+        return None if value is None else workdir.check_root(value)
+
+    @pydantic.field_validator("file_uri_roots", mode="before")
+    @classmethod
+    def _roots(cls, value: Any) -> Any:
+        """`acme=/srv/acme,beta=/srv/beta` -> {"acme": "/srv/acme", "beta": "/srv/beta"}."""
+        if not isinstance(value, str):
+            return value
+        pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
+        if any(len(pair) != 2 or not pair[0].strip() for pair in pairs):
+            raise ValueError("expected TENANT=/node/dir[,TENANT=...]")
+        return {tenant.strip(): workdir.check_root(root.strip()) for tenant, root in pairs}
 
     def model_post_init(self, context: Any, /) -> None:
         self._resources = resource_rules.ResourcePolicy(
@@ -110,6 +123,7 @@ class JobPolicy(pydantic_settings.BaseSettings):
         self._working_dir = workdir.WorkingDirPolicy(
             package_base_url=self.package_base_url,
             file_root=self.file_uri_root,
+            file_roots=self.file_uri_roots,
             unpack_limits=fetch_working_dir.Limits(
                 max_bytes=self.max_unpacked_bytes, max_entries=self.max_unpacked_entries
             ),

@@ -26,5 +26,7 @@ def check_spec(spec: models.JobSpec, *, rules: policy.JobPolicy) -> Checked:
     working_dir = spec.runtime_env.working_dir
     return Checked(
         quantities=resources.quantities(spec.resources, policy=rules.resources),
-        source=workdir.source_for(working_dir, policy=rules.working_dir) if working_dir else None,
+        source=workdir.source_for(working_dir, policy=rules.working_dir, tenant=spec.tenant)
+        if working_dir
+        else None,
     )

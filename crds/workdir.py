@@ -4,8 +4,12 @@
                           top-level directory inside it is stripped (as Ray does for remote URIs)
     gcs://<package>       a package uploaded to the API (Ray's `--working-dir` upload), downloaded
                           from `<package base URL>/api/packages/gcs/<package>`
-    file:///<path>        opt-in: a zip/tar file or a directory on the node, under the configured
-                          root; only that path is mounted (read-only, hostPath) into the init container
+    file:///<path>        opt-in: a zip/tar file or a directory on the node, under the root the
+                          cluster operator sets for the job's tenant (never `/`); that root is
+                          mounted read-only (hostPath) into the init container, which resolves
+                          the path there: a symbolic link cannot lead out of it to the node's
+                          own files (it resolves inside the container), and one that leaves the
+                          root is refused
 
 Anything else (or gcs:// / file:// when not configured) raises `SpecError`. Archives are
 checked before they are unpacked (`fetch_working_dir.check_archive`, within `unpack_limits`).
@@ -17,6 +21,7 @@ import dataclasses
 import posixpath
 import re
 import urllib.parse
+from collections.abc import Mapping
 from typing import Final
 
 from jobgate.crds import errors, fetch_working_dir
@@ -34,11 +39,25 @@ class WorkingDirPolicy:
 
     package_base_url: str | None = None  # the API's base URL, as pods can reach it
     file_root: str | None = None  # file:// URIs must point inside this node directory
+    file_roots: Mapping[str, str] = dataclasses.field(default_factory=dict)  # tenant -> its own root
     unpack_limits: fetch_working_dir.Limits = dataclasses.field(default_factory=fetch_working_dir.Limits)
 
-    def schemes(self) -> tuple[str, ...]:
-        optional = (("gcs", self.package_base_url), ("file", self.file_root))
+    def root_for(self, tenant: str | None) -> str | None:
+        """The node directory the tenant's file:// working dirs must be in (None: not allowed)."""
+        return self.file_roots.get(tenant or "", self.file_root)
+
+    def schemes(self, tenant: str | None = None) -> tuple[str, ...]:
+        optional = (("gcs", self.package_base_url), ("file", self.root_for(tenant)))
         return ("http", "https", *(scheme for scheme, setting in optional if setting))
+
+
+def check_root(root: str) -> str:
+    """`root` if it can hold file:// working dirs: a normalised absolute path other than `/`."""
+    if not root.startswith("/") or posixpath.normpath(root) != root.rstrip("/") or not root.strip("/"):
+        raise ValueError(f"expected a normalised absolute directory other than /, got {root!r}")
+    if not root.isprintable():
+        raise ValueError(f"a root is printable characters only, got {root!r}")
+    return root.rstrip("/")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -51,22 +70,23 @@ class Source:
 
     location: str
     strip_top_dir: bool
-    host_path: str | None = None
-    host_path_type: str | None = None  # "File" or "Directory", checked by the kubelet
+    host_path: str | None = None  # the node directory mounted at MOUNTED_SOURCE (the root)
 
 
 MOUNTED_SOURCE: Final = "/jobgate/source"
 
 
-def source_for(uri: str, *, policy: WorkingDirPolicy) -> Source:
-    """The fetch plan for a working_dir URI; `SpecError` when this deployment cannot serve it."""
+def source_for(uri: str, *, policy: WorkingDirPolicy, tenant: str | None = None) -> Source:
+    """The fetch plan for a working_dir URI of the tenant's job; `SpecError` when this
+    deployment cannot serve it."""
     scheme = urllib.parse.urlsplit(uri).scheme.lower()
-    if scheme not in policy.schemes():
-        raise errors.SpecError(LOC, f"cannot fetch {uri!r} on this deployment", allowed=policy.schemes())
+    allowed = policy.schemes(tenant)
+    if scheme not in allowed:
+        raise errors.SpecError(LOC, f"cannot fetch {uri!r} on this deployment", allowed=allowed)
     if scheme == "gcs":
         return _package(uri, base_url=policy.package_base_url or "")
     if scheme == "file":
-        return _node_path(uri, root=policy.file_root or "/")
+        return _node_path(uri, root=policy.root_for(tenant) or "")
     return Source(location=uri, strip_top_dir=True)
 
 
@@ -81,13 +101,13 @@ def _package(uri: str, *, base_url: str) -> Source:
 def _node_path(uri: str, *, root: str) -> Source:
     parts = urllib.parse.urlsplit(uri)
     path = posixpath.normpath(urllib.parse.unquote(parts.path))
-    inside = posixpath.commonpath([path, posixpath.normpath(root)]) == posixpath.normpath(root)
-    if parts.netloc or not path.startswith("/") or not inside:
-        raise errors.SpecError(LOC, f"{uri!r} is not a file:///path under {root}")
-    archive = path.endswith(ARCHIVE_SUFFIXES)
+    if not path.isprintable():
+        raise errors.SpecError(LOC, f"{uri!r} holds a control character (a path is printable characters)")
+    if parts.netloc or not path.startswith("/") or posixpath.commonpath([path, root]) != root:
+        raise errors.SpecError(LOC, f"{uri!r} is not a file:///path under {root}", allowed=(root,))
+    inside = posixpath.relpath(path, root)
     return Source(
-        location=MOUNTED_SOURCE,
-        strip_top_dir=archive,
-        host_path=path,
-        host_path_type="File" if archive else "Directory",
+        location=MOUNTED_SOURCE if inside == "." else posixpath.join(MOUNTED_SOURCE, inside),
+        strip_top_dir=path.endswith(ARCHIVE_SUFFIXES),
+        host_path=root,
     )

@@ -127,7 +127,7 @@ def _dev_env(cluster: LocalCluster) -> dict[str, str]:
     defaults = {
         "JOBGATE_PACKAGE_DIR": str(cluster.state_dir / "packages"),
         "JOBGATE_PACKAGE_BASE_URL": f"http://127.0.0.1:{port}",
-        "JOBGATE_FILE_URI_ROOT": "/",
+        "JOBGATE_FILE_URI_ROOT": "/usr1/deploy",
     }
     if cluster.real_node is not None:
         defaults["JOBGATE_IMAGE"] = cluster.real_node.job_image

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import random
 import secrets
 import shutil
@@ -71,15 +70,7 @@ def find_bin_dir() -> Path:
     build.sh reuses its cache (instant) and otherwise builds from the pinned Go modules,
     printing progress on stderr (left attached to ours) and the directory last on stdout.
     """
-    if env := os.environ.get("JOBGATE_BIN_DIR"):
-        return Path(env)
-    if not BUILD_SCRIPT.exists():
-        raise ClusterError(f"{BUILD_SCRIPT} not found: set JOBGATE_BIN_DIR to the cluster binaries")
-    result = subprocess.run(["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False)
-    lines = result.stdout.strip().splitlines()
-    if result.returncode != 0 or not lines:
-        raise ClusterError(f"{BUILD_SCRIPT} failed (exit {result.returncode}); see its output above")
-    return Path(lines[-1])
+    return procs.built(BUILD_SCRIPT, override="JOBGATE_BIN_DIR", error=ClusterError)
 
 
 def _ephemeral_low() -> int:

@@ -34,6 +34,21 @@ def child_env(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def built(script: Path, *, override: str, error: type[Exception]) -> Path:
+    """The directory a build script printed last on stdout (it reuses its cache, or builds
+    from the pinned modules, progress on our stderr); $`override` instead, when set.
+    `error` (with what went wrong) when there is none."""
+    if env := os.environ.get(override):
+        return Path(env)
+    if not script.exists():
+        raise error(f"{script} not found: set {override} to the directory of the binaries")
+    result = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, text=True, check=False)
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines:
+        raise error(f"{script} failed (exit {result.returncode}); see its output above")
+    return Path(lines[-1])
+
+
 def start_ticks(pid: int) -> int | None:
     """The process's start time in clock ticks since boot, or None if it is gone or a zombie."""
     try:

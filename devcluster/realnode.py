@@ -124,13 +124,7 @@ class RealNodeError(RuntimeError):
 def find_node_bin_dir() -> Path:
     """The node's binaries: $JOBGATE_NODE_BIN_DIR, else hack/node/build.sh's answer (it
     reuses its cache, or builds from the pinned modules, progress on our stderr)."""
-    if env := os.environ.get("JOBGATE_NODE_BIN_DIR"):
-        return Path(env)
-    result = subprocess.run(["bash", str(NODE_BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False)
-    lines = result.stdout.strip().splitlines()
-    if result.returncode != 0 or not lines:
-        raise RealNodeError(f"{NODE_BUILD_SCRIPT} failed (exit {result.returncode}); see its output above")
-    return Path(lines[-1])
+    return procs.built(NODE_BUILD_SCRIPT, override="JOBGATE_NODE_BIN_DIR", error=RealNodeError)
 
 
 def cgroup_version() -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from jobgate.core import pods as pod_api
 from jobgate.crds import models
@@ -121,9 +121,12 @@ def outcome(pod: Pod) -> Outcome | None:
     fetch = _terminated(status.get("initContainerStatuses", ()), podspec.FETCH_CONTAINER)
     if fetch and fetch.get("exitCode"):
         code = int(fetch["exitCode"])
+        # The fetcher's own reason: the last line of its log (terminationMessagePolicy).
+        said = (fetch.get("message") or "").strip().splitlines()[-1:]
+        why = said[0][:_MAX_REASON] if said else f"exit code {code}"
         return Outcome(
             reason=models.Reason.FAILED,
-            message=f"the working_dir could not be fetched: exit code {code}",
+            message=f"the working_dir could not be fetched: {why}",
             exit_code=code,
             finished_at=fetch.get("finishedAt"),
         )
@@ -134,6 +137,9 @@ def outcome(pod: Pod) -> Outcome | None:
         exit_code=None,
         finished_at=None,
     )
+
+
+_MAX_REASON: Final = 500  # characters of a container's own reason kept in the job's message
 
 
 def _terminated(statuses: Any, container: str) -> Mapping[str, Any] | None:

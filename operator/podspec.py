@@ -76,7 +76,7 @@ def render_pod(
             pod_spec["volumes"].append(
                 {
                     "name": _SOURCE_VOLUME,
-                    "hostPath": {"path": source.host_path, "type": source.host_path_type},
+                    "hostPath": {"path": source.host_path, "type": "Directory"},
                 }
             )
     if affinity := node_affinity(spec.pool_labels):
@@ -168,16 +168,20 @@ def _fetch_container(
     source: workdir.Source, *, quantities: Mapping[str, str], config: policy.JobPolicy
 ) -> dict[str, Any]:
     mounts: list[dict[str, Any]] = [{"name": _WORKSPACE_VOLUME, "mountPath": WORKSPACE}]
+    within = []
     if source.host_path:
         mounts.append({"name": _SOURCE_VOLUME, "mountPath": workdir.MOUNTED_SOURCE, "readOnly": True})
+        within = ["--within", workdir.MOUNTED_SOURCE]  # the path must resolve inside the root
     strip = ["--strip-top-dir"] if source.strip_top_dir else []
     limits = config.working_dir.unpack_limits
     bounds = ["--max-bytes", str(limits.max_bytes), "--max-entries", str(limits.max_entries)]
     return {
         "name": FETCH_CONTAINER,
         "image": config.fetch_image,
-        "command": ["python3", "-c", FETCH_SCRIPT, source.location, WORKING_DIR, *strip, *bounds],
+        "command": ["python3", "-c", FETCH_SCRIPT, source.location, WORKING_DIR, *strip, *within, *bounds],
         # The same as the job's, so that the init container never raises the pod's request.
         "resources": {"requests": dict(quantities), "limits": dict(quantities)},
         "volumeMounts": mounts,
+        # Its last log lines (it says why it failed, on stderr) become its termination message.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }

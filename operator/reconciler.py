@@ -102,6 +102,8 @@ class Reconciler:
             # Its copy shows the pod before it finished (it left the watch, which streams
             # unfinished pods only), or before it was deleted: the pod is read afresh.
             self._pods.drop((ref.uid, pods.name(pod)))
+        elif event_type is None:
+            self._pods.listed((ref.uid, pods.name(pod)), pod)  # a relist: the watch goes on from it
         else:
             self._pods.watched((ref.uid, pods.name(pod)), pod)
         # A pod's changes come in bursts (bound, then running): handled together, they are
@@ -170,9 +172,10 @@ class Reconciler:
             return
         for name in sorted(wanted):
             # A pod that brought the job here with its own event is as that event showed it;
-            # one looked up (after a relist, at an alarm) is read afresh: its last event may
-            # be from before a broken watch, and the pod may have finished since.
-            pod = self._newest_pod(job, name) if name in trigger.pods else self._read_pod(job, name)
+            # one looked up (after a relist, at an alarm) is read afresh, even if an event of
+            # it came too: its last event may be from before a broken watch, and the pod may
+            # have finished since.
+            pod = self._read_pod(job, name) if name in looked else self._newest_pod(job, name)
             if pod is None and name != current:
                 continue  # an earlier attempt's pod, gone: nothing to tell
             observed = lifecycle.PodGone() if pod is None else lifecycle.PodSeen(pod=pod)
@@ -182,10 +185,10 @@ class Reconciler:
             job = after  # what was written is the base of the next decision
 
     def _read_job(self, ref: Key) -> jobs.Job | None:
-        with self._jobs.requesting(ref) as keep:
+        with self._jobs.requesting(ref) as answer:
             job = self._job_api.read_ref(ref)
             if job is not None:
-                keep(job.body)
+                answer.read(job.body)
         return job
 
     def _newest_pod(self, job: jobs.Job, name: str) -> dict[str, Any] | None:
@@ -193,10 +196,10 @@ class Reconciler:
         return pod if pod is not None else self._read_pod(job, name)
 
     def _read_pod(self, job: jobs.Job, name: str) -> dict[str, Any] | None:
-        with self._pods.requesting((job.ref.uid, name)) as keep:
+        with self._pods.requesting((job.ref.uid, name)) as answer:
             pod = self._pod_api.read(job.ref.namespace, name, owner_uid=job.ref.uid)
             if pod is not None:
-                keep(pod)
+                answer.read(pod)
         if pod is None:
             self._pods.drop((job.ref.uid, name))
         return pod
@@ -225,9 +228,9 @@ class Reconciler:
                 has_pod = isinstance(observation, lifecycle.PodSeen) or job.status.attempts > 0
                 return self._act(job, step, has_pod=has_pod)
             try:
-                with self._pods.requesting((job.ref.uid, step.manifest["metadata"]["name"])) as keep:
+                with self._pods.requesting((job.ref.uid, step.manifest["metadata"]["name"])) as answer:
                     pod, created = self._pod_api.create(step.manifest, owner_uid=job.ref.uid)
-                    keep(pod)
+                    (answer.wrote if created else answer.read)(pod)  # adopted: read, not written
                 if created:
                     metrics.PODS_CREATED.inc()
             except kube_pods.RefusedPodError as e:
@@ -259,9 +262,9 @@ class Reconciler:
             # A decision that is written names every deadline of the job anew (`wake_at`):
             # earlier alarms (a settling pod's, say) have nothing left to look at.
             self._alarms.cancel(job.ref)
-            with self._jobs.requesting(job.ref) as keep:
+            with self._jobs.requesting(job.ref) as answer:
                 current = self._job_api.patch_status(job, act.status)
-                keep(current.body)
+                answer.wrote(current.body)
             if current.status.state.terminal:
                 self._finished(current)
             metrics.status_written(before=job.body.get("status") or {}, patch=act.status)

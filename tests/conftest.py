@@ -12,18 +12,13 @@ reuse it instead: nothing is started or stopped then.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import clusters
 import pytest
 from kubernetes import client
-from kubernetes import config as kube_config
-from kubernetes.client.rest import ApiException
-from waiting import eventually
 
 from jobgate.devcluster import LocalCluster
 
@@ -36,16 +31,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.cluster)
 
 
-def _report(config: pytest.Config, line: str) -> None:
-    """Show `line` on the terminal even while pytest captures output."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    capture = config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None:
-        return
-    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-        reporter.write_line(line)
-
-
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[LocalCluster]:
     """The session's local cluster (fresh, or the one named by JOBGATE_TEST_CLUSTER_STATE)."""
@@ -54,12 +39,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Confi
         existing = LocalCluster.attach(Path(reuse))
         if not existing.ready():
             pytest.fail(f"JOBGATE_TEST_CLUSTER_STATE={reuse}: the cluster there is not ready")
-        _report(pytestconfig, f"reusing the cluster in {existing.state_dir}")
+        clusters.report(pytestconfig, f"reusing the cluster in {existing.state_dir}")
         yield existing
         return
     started = LocalCluster(tmp_path_factory.mktemp("cluster"))
     started.start()
-    _report(
+    clusters.report(
         pytestconfig,
         f"\nlocal cluster ready in {started.start_seconds:.1f}s (warm start), state in {started.state_dir}",
     )
@@ -72,37 +57,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Confi
 @pytest.fixture(scope="session")
 def kube(cluster: LocalCluster) -> Iterator[client.ApiClient]:
     """An admin `kubernetes.client.ApiClient` for the session's cluster."""
-    api = kube_config.new_client_from_config(config_file=str(cluster.kubeconfig))
-    try:
+    with clusters.admin_client(cluster.kubeconfig) as api:
         yield api
-    finally:
-        api.close()
 
 
 @pytest.fixture
 def namespace(kube: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
     """A namespace of its own for one test (deleted afterwards, without waiting)."""
-    core = client.CoreV1Api(kube)
-    base = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-") or "t"
-    name = f"{base}-{uuid.uuid4().hex[:6]}"
-    core.create_namespace({"metadata": {"name": name, "labels": {"jobgate.io/test": "true"}}})
-    # The ServiceAccount admission plugin rejects pods until the controller-manager has
-    # created the namespace's `default` service account, as in any real cluster.
-    eventually(lambda: has_default_account(core, name), message=f"the default service account of {name}")
-    yield name
-    try:
-        core.delete_namespace(name)
-    except ApiException as err:
-        if err.status != 404:
-            raise
-
-
-def has_default_account(core: client.CoreV1Api, namespace: str) -> bool:
-    """Whether `namespace`'s `default` ServiceAccount exists yet."""
-    try:
-        core.read_namespaced_service_account("default", namespace)
-    except ApiException as err:
-        if err.status != 404:
-            raise
-        return False
-    return True
+    with clusters.own_namespace(kube, request) as name:
+        yield name

@@ -44,7 +44,7 @@ CRD_FILE = REPO_ROOT / "crds" / "jobgate.io_jobs.yaml"
 # file:// working dirs are enabled (the seed's example uses one; kwok never mounts it), and
 # uploaded packages come from the API's usual local address.
 OPERATOR_ENV = {
-    "JOBGATE_FILE_URI_ROOT": "/",
+    "JOBGATE_FILE_URI_ROOT": "/usr1/deploy",
     "JOBGATE_PACKAGE_BASE_URL": "http://127.0.0.1:8265",
 }
 LOG_LINES_ON_FAILURE = 200

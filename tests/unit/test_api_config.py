@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from jobgate.api import config
 from jobgate.crds import policy
+
+SECRET_A, SECRET_B = "a" * 32, "secret-b-0123456789abcdef0123456789"
 
 
 def load(monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]) -> config.Settings:
@@ -27,7 +30,7 @@ def test_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_every_variable_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tokens = tmp_path / "tokens"
-    tokens.write_text("# comment\nsecret-a acme\n\nsecret-b   # any tenant\n")
+    tokens.write_text(f"# comment\n{SECRET_A} acme\n\n  # any tenant:\n{SECRET_B}\n")
     settings = load(
         monkeypatch,
         {
@@ -55,8 +58,8 @@ def test_every_variable_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         "t-",
     )
     assert settings.default_pool_labels == ("pool-cpu-a", "pool-cpu-b")
-    assert settings.tokens == {config.token_key("secret-a"): "acme", config.token_key("secret-b"): None}
-    assert "secret-a" not in repr(settings)
+    assert settings.tokens == {config.token_key(SECRET_A): "acme", config.token_key(SECRET_B): None}
+    assert SECRET_A not in repr(settings)
     assert settings.submit_wait is config.SubmitWait.STORED
     assert (settings.scheduling_timeout_ms, settings.submit_grace_ms, settings.job_ttl_seconds) == (
         0,
@@ -93,13 +96,33 @@ def test_a_bad_value_names_its_variable(name: str, value: str, monkeypatch: pyte
 
 
 def test_a_tokens_file_must_hold_tokens(tmp_path: Path) -> None:
-    empty, wrong = tmp_path / "empty", tmp_path / "wrong"
+    empty = tmp_path / "empty"
     empty.write_text("# nothing\n")
-    wrong.write_text("token tenant extra\n")
     with pytest.raises(ValueError, match="no tokens"):
         config.read_tokens(empty)
-    with pytest.raises(ValueError, match="line 1"):
-        config.read_tokens(wrong)
+
+
+def test_a_hash_inside_a_line_is_part_of_the_token(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"ab#{SECRET_A} acme\n")
+    assert config.read_tokens(tokens) == {config.token_key(f"ab#{SECRET_A}"): "acme"}
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        (f"{SECRET_A} tenant extra", "line 2: expected `<token> [<tenant>]`"),
+        # Not the unpinned token "ab" that could act for any tenant: a comment only at the start.
+        ("ab#cd acme", "line 2: a token has at least 32 characters"),
+        ("short-token acme", "line 2: a token has at least 32 characters"),
+        (f"{SECRET_A} acme\x7f", "line 2: a tenant id is 1 to"),
+    ],
+)
+def test_a_line_that_does_not_parse_names_itself(tmp_path: Path, line: str, error: str) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{SECRET_B}\n{line}\n")
+    with pytest.raises(ValueError, match=re.escape(error)):
+        config.read_tokens(tokens)
 
 
 def test_the_entry_point_stops_at_a_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -49,8 +49,8 @@ def loaded(*jobs: dict[str, Any]) -> index.JobIndex:
 
 def wrote(jobs_index: index.JobIndex, body: dict[str, Any]) -> None:
     """This process's own write of the Job, answered with `body`."""
-    with jobs_index.writing(index.key_of(body)) as keep:
-        keep(core_jobs.parse(body))
+    with jobs_index.writing(index.key_of(body)) as answer:
+        answer.wrote(core_jobs.parse(body))
 
 
 def ids(page: index.Page) -> list[str]:
@@ -84,10 +84,10 @@ def test_own_writes_win_over_the_watchs_late_news_and_the_watch_takes_over_after
 def test_a_write_the_watch_already_showed_is_not_waited_for() -> None:
     jobs_index = loaded()
     key = index.Key("ns", "a")
-    with jobs_index.writing(key) as keep:
+    with jobs_index.writing(key) as answer:
         jobs_index.put(job("a", rv=1))  # the create's own event, before its answer
         jobs_index.put(job("a", rv=2, state="RUNNING"))
-        keep(core_jobs.parse(job("a", rv=1)))
+        answer.wrote(core_jobs.parse(job("a", rv=1)))
     found = jobs_index.find("ns", "a")
     assert found is not None
     assert found.state is crd.JobState.RUNNING

@@ -14,8 +14,16 @@ def _version(rv: str, note: str) -> dict[str, Any]:
 
 
 def _write(newest: cache.Newest[str], key: str, answer: dict[str, Any]) -> None:
-    with newest.requesting(key) as keep:
-        keep(answer)
+    with newest.requesting(key) as request:
+        request.wrote(answer)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def test_watch_events_from_before_our_write_do_not_replace_its_answer() -> None:
@@ -30,10 +38,10 @@ def test_watch_events_from_before_our_write_do_not_replace_its_answer() -> None:
 
 def test_a_write_the_watch_showed_while_it_was_under_way_is_not_waited_for() -> None:
     newest: cache.Newest[str] = cache.Newest()
-    with newest.requesting("pod") as keep:
+    with newest.requesting("pod") as request:
         newest.watched("pod", _version("1", "created (the write's own event, early)"))
         newest.watched("pod", _version("2", "bound"))
-        keep(_version("1", "the create's answer, late"))
+        request.wrote(_version("1", "the create's answer, late"))
     assert newest.get("pod") == _version("2", "bound")
     newest.watched("pod", _version("3", "running"))
     assert newest.get("pod") == _version("3", "running")
@@ -71,3 +79,47 @@ def test_dropped_objects_are_gone() -> None:
     assert len(newest) == 0
     newest.watched("pod", _version("3", "a namesake"))  # nothing pending is left from the write
     assert newest.get("pod") == _version("3", "a namesake")
+
+
+def test_a_read_is_kept_but_never_waited_for() -> None:
+    # The watch showed "6" before the read began, and never shows it again: waiting for it
+    # would ignore every later event of the object.
+    newest: cache.Newest[str] = cache.Newest()
+    newest.watched("pod", _version("6", "bound"))
+    with newest.requesting("pod") as request:
+        request.read(_version("6", "bound, read"))
+    assert newest.get("pod") == _version("6", "bound, read")
+    newest.watched("pod", _version("7", "running"))
+    assert newest.get("pod") == _version("7", "running")
+
+
+def test_a_relist_during_a_write_stands_over_its_answer() -> None:
+    # The list may hold the write already (its version is then never watched): the watch
+    # goes on from the list.
+    newest: cache.Newest[str] = cache.Newest()
+    with newest.requesting("job") as request:
+        newest.listed("job", _version("12", "listed, after the write"))
+        request.wrote(_version("11", "the write's answer"))
+    assert newest.get("job") == _version("12", "listed, after the write")
+    newest.watched("job", _version("13", "a later change"))
+    assert newest.get("job") == _version("13", "a later change")
+
+
+def test_a_write_the_watch_never_shows_is_waited_for_a_bounded_time() -> None:
+    clock = _Clock()
+    pending: cache.Pending[str] = cache.Pending(clock=clock)
+    pending.begin("job")
+    assert pending.end("job", "20")
+    assert not pending.accepts("job", "19")  # from before the write
+    clock.now += cache.PATIENCE
+    assert pending.accepts("job", "25")  # the watch resumed past it
+    assert pending.accepts("job", "26")
+    assert "job" not in pending
+
+
+def test_a_relist_of_everything_overtakes_requests_under_way() -> None:
+    pending: cache.Pending[str] = cache.Pending()
+    pending.begin("job")
+    pending.clear()
+    assert not pending.end("job", "30")
+    assert pending.accepts("job", "29")

@@ -36,6 +36,7 @@ def test_every_variable(monkeypatch: pytest.MonkeyPatch) -> None:
         JOBGATE_DEFAULT_MEMORY="268435456",
         JOBGATE_PACKAGE_BASE_URL="http://jobgate-api:8265",
         JOBGATE_FILE_URI_ROOT="/usr1",
+        JOBGATE_FILE_URI_ROOTS="acme=/srv/acme, beta=/srv/beta/",
         JOBGATE_NAMESPACES="tenant-a, tenant-b",
         JOBGATE_OPERATOR_WORKERS="4",
         JOBGATE_OPERATOR_RESYNC_SECONDS="30",
@@ -52,6 +53,7 @@ def test_every_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.resources.gpu == "amd.com/gpu"
     assert (settings.resources.default_cpus, settings.resources.default_memory) == (1.0, 268435456)
     assert settings.working_dir.schemes() == ("http", "https", "gcs", "file")
+    assert dict(settings.working_dir.file_roots) == {"acme": "/srv/acme", "beta": "/srv/beta"}
     assert settings.namespaces == ("tenant-a", "tenant-b")
     assert (settings.workers, settings.resync_seconds) == (4, 30)
     assert settings.liveness_endpoint == "http://0.0.0.0:8080/healthz"
@@ -79,6 +81,9 @@ def test_an_empty_variable_is_the_default(monkeypatch: pytest.MonkeyPatch) -> No
         ("JOBGATE_OPERATOR_METRICS_PORT", "70000"),
         ("JOBGATE_PACKAGE_BASE_URL", "jobgate-api:8265"),
         ("JOBGATE_FILE_URI_ROOT", "usr1"),
+        ("JOBGATE_FILE_URI_ROOT", "/"),
+        ("JOBGATE_FILE_URI_ROOTS", "acme=/"),
+        ("JOBGATE_FILE_URI_ROOTS", "/srv/acme"),
         ("JOBGATE_MAX_UNPACKED_BYTES", "0"),
         ("JOBGATE_MAX_UNPACKED_ENTRIES", "many"),
     ],

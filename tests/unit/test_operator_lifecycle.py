@@ -6,6 +6,8 @@ import dataclasses
 import datetime
 from typing import Any
 
+import pytest
+
 from jobgate.core import jobs
 from jobgate.crds import models
 from jobgate.operator import config, lifecycle
@@ -221,6 +223,29 @@ def test_a_non_zero_exit_fails_the_job_with_its_exit_code() -> None:
     assert "exit code 3" in view.status.message
     assert condition(view, models.ConditionType.FINISHED).reason == "Failed"
     assert [(e.type, e.reason) for e in act.events] == [("Warning", "Failed")]
+
+
+@pytest.mark.parametrize(
+    ("said", "message"),
+    [
+        (
+            "Traceback ...\nworking_dir src.zip: HTTP 404 from https://example.com/src.zip\n",
+            "the working_dir could not be fetched: working_dir src.zip: HTTP 404 from https://example.com/src.zip",
+        ),
+        ("", "the working_dir could not be fetched: exit code 1"),
+        ("x" * 5000, "the working_dir could not be fetched: " + "x" * 500),
+    ],
+    ids=["its-reason", "no-reason", "bounded"],
+)
+def test_a_working_dir_that_cannot_be_fetched_fails_with_the_fetchers_reason(said: str, message: str) -> None:
+    failed = pod(phase="Failed", node="n")
+    fetch = {"exitCode": 1, "reason": "Error", "message": said, "finishedAt": "2025-01-02T03:04:30Z"}
+    failed["status"]["initContainerStatuses"] = [
+        {"name": "fetch-working-dir", "state": {"terminated": fetch}}
+    ]
+    view = started()
+    view = apply(view, run(view, lifecycle.PodSeen(pod=failed), at(9))[0])
+    assert (view.status.state, view.status.error_type, view.status.message) == ("FAILED", "Failed", message)
 
 
 def test_an_evicted_pod_fails_the_job_as_evicted() -> None:

@@ -33,16 +33,32 @@ def test_uploaded_packages_come_from_the_api() -> None:
     assert not source.strip_top_dir
 
 
-def test_file_uris_mount_only_that_path_from_the_node() -> None:
+def test_file_uris_mount_their_root_and_name_the_path_inside_it() -> None:
     archive = workdir.source_for("file:///usr1/deploy/file.zip", policy=EVERYTHING)
-    assert (archive.host_path, archive.host_path_type) == ("/usr1/deploy/file.zip", "File")
-    assert archive.location == workdir.MOUNTED_SOURCE
-    directory = workdir.source_for("file:///usr1/deploy/app", policy=EVERYTHING)
-    assert (directory.host_path, directory.host_path_type, directory.strip_top_dir) == (
-        "/usr1/deploy/app",
-        "Directory",
-        False,
+    assert archive == workdir.Source(
+        location=workdir.MOUNTED_SOURCE + "/deploy/file.zip", strip_top_dir=True, host_path="/usr1"
     )
+    directory = workdir.source_for("file:///usr1/deploy/app", policy=EVERYTHING)
+    assert (directory.location, directory.strip_top_dir) == (workdir.MOUNTED_SOURCE + "/deploy/app", False)
+    assert workdir.source_for("file:///usr1", policy=EVERYTHING).location == workdir.MOUNTED_SOURCE
+
+
+def test_a_tenant_with_a_root_of_its_own_is_held_to_it() -> None:
+    policy = workdir.WorkingDirPolicy(file_root="/usr1", file_roots={"acme": "/srv/acme"})
+    own = workdir.source_for("file:///srv/acme/app.zip", policy=policy, tenant="acme")
+    assert own.host_path == "/srv/acme"
+    with pytest.raises(errors.SpecError, match="under /srv/acme"):
+        workdir.source_for("file:///usr1/deploy/file.zip", policy=policy, tenant="acme")
+    with pytest.raises(errors.SpecError, match="under /usr1"):
+        workdir.source_for("file:///srv/acme/app.zip", policy=policy, tenant="other")
+    only_listed = workdir.WorkingDirPolicy(file_roots={"acme": "/srv/acme"})
+    assert only_listed.schemes("other") == ("http", "https")
+
+
+@pytest.mark.parametrize("root", ["/", "//", "relative", "/a/../b", "/a/./b", "/a\x00b", ""])
+def test_a_root_is_a_normalised_directory_other_than_slash(root: str) -> None:
+    with pytest.raises(ValueError, match=r"other than /|printable"):
+        workdir.check_root(root)
 
 
 @pytest.mark.parametrize(
@@ -55,6 +71,9 @@ def test_file_uris_mount_only_that_path_from_the_node() -> None:
         ("file:///etc/passwd", EVERYTHING, "under /usr1"),
         ("file:///usr1/../etc/shadow", EVERYTHING, "under /usr1"),
         ("gcs://../../secret", EVERYTHING, "uploaded package"),
+        ("file:///usr1/a%00b", EVERYTHING, "holds a control character"),
+        ("file:///usr10/x", EVERYTHING, "under /usr1"),
+        ("file://node/usr1/x", EVERYTHING, "under /usr1"),
     ],
 )
 def test_sources_this_deployment_cannot_serve_are_errors_naming_the_field(
@@ -101,6 +120,24 @@ def test_a_downloaded_zip_is_unpacked_without_its_top_directory(
     assert (tmp_path / "wd" / "proj" / "inner.txt").read_text() == "x"
 
 
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("missing.zip", "working_dir {base}/missing.zip: HTTP 404 from {base}/missing.zip"),
+        ("page.html", "working_dir {base}/page.html: is not a zip or tar archive"),
+    ],
+)
+def test_an_archive_that_cannot_be_fetched_says_why(
+    served: tuple[Path, str], tmp_path: Path, name: str, why: str
+) -> None:
+    root, base = served
+    (root / "page.html").write_text("<html></html>")
+    with pytest.raises(SystemExit) as caught:
+        fetch_working_dir.main([f"{base}/{name}?token=secret", str(tmp_path / "wd")])
+    assert str(caught.value).startswith(why.format(base=base))
+    assert "secret" not in str(caught.value)
+
+
 def test_a_package_keeps_its_layout(served: tuple[Path, str], tmp_path: Path) -> None:
     root, base = served
     (root / "pkg.zip").write_bytes(archives.zipped({"src/main.py": "print(2)"}))
@@ -116,6 +153,29 @@ def test_local_tar_archives_and_directories_are_copied(tmp_path: Path) -> None:
     (tmp_path / "dir" / "f.txt").write_text("f")
     fetch_working_dir.main([str(tmp_path / "dir"), str(tmp_path / "b")])
     assert (tmp_path / "b" / "f.txt").read_text() == "f"
+
+
+def test_a_local_path_must_resolve_inside_its_root(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "app").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret").write_text("node key")
+    (root / "app" / "run.sh").write_text("echo hi")
+    (root / "app" / "etc").symlink_to("/etc")  # copied as a link: it resolves in the job's container
+    (root / "escape").symlink_to(outside)
+    (root / "escape.zip").symlink_to(outside / "secret")
+    fetch_working_dir.main([str(root / "app"), str(tmp_path / "a"), "--within", str(root)])
+    assert (tmp_path / "a" / "run.sh").read_text() == "echo hi"
+    assert (tmp_path / "a" / "etc").is_symlink()
+    for name, why in [
+        ("escape", "working_dir escape: leaves the root of the file:// working dirs (a symbolic link)"),
+        ("escape.zip", "working_dir escape.zip: leaves the root"),
+        ("missing.zip", "working_dir missing.zip: no such file or directory under the root"),
+    ]:
+        with pytest.raises(SystemExit) as caught:
+            fetch_working_dir.main([str(root / name), str(tmp_path / name), "--within", str(root)])
+        assert str(caught.value).startswith(why)
+        assert not any((tmp_path / name).iterdir())
 
 
 # -- the archive check, shared by the init container and the API's package upload -----------
@@ -194,6 +254,61 @@ def test_unsafe_or_foreign_archives_are_refused(data: bytes, message: str) -> No
     with pytest.raises(fetch_working_dir.ArchiveError) as caught:
         fetch_working_dir.check_archive(io.BytesIO(data), limits=LIMITS)
     assert message in str(caught.value)
+
+
+def _tar_in(format: int, name: str, *, pax: dict[str, str] | None = None, mode: str = "w:gz") -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode=mode, format=format) as archive:
+        info = tarfile.TarInfo(name)
+        info.pax_headers = pax or {}
+        archive.addfile(info, io.BytesIO(b""))
+    return buffer.getvalue()
+
+
+def _with_pax_record(record: bytes) -> bytes:
+    """An uncompressed tar whose first header is a pax header holding `record` as it is."""
+    header = tarfile.TarInfo("././@PaxHeader")
+    header.type, header.size = tarfile.XHDTYPE, len(record)
+    padded = record + bytes(-len(record) % 512)
+    return header.tobuf(format=tarfile.USTAR_FORMAT) + padded + tarfile.TarInfo("f").tobuf() + bytes(1024)
+
+
+@pytest.mark.parametrize("mode", ["w:gz", "w:bz2", "w:xz", "w"])
+def test_long_names_within_the_bound_pass(mode: str) -> None:
+    long = "d/" * 200 + "file"
+    for format in (tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
+        fetch_working_dir.check_archive(io.BytesIO(_tar_in(format, long, mode=mode)), limits=LIMITS)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        # 153 KB gzipped, 100 MB of name: tarfile would hold it all in memory.
+        (
+            _tar_in(tarfile.GNU_FORMAT, "n" * (fetch_working_dir.MAX_HEADER_RECORD + 1)),
+            "has a GNU long name of 65538 bytes (at most 65536 bytes are allowed)",
+        ),
+        (
+            _tar_in(tarfile.PAX_FORMAT, "f", pax={"comment": "c" * (1 << 16)}),
+            "has a pax header of 65551 bytes (at most 65536 bytes are allowed)",
+        ),
+        # CVE-2024-6232's shape: a record whose length runs on; tarfile < 3.11.10 parses it
+        # in quadratic time.
+        (_with_pax_record(b"9999 " + b"a" * 300), "has a malformed pax header"),
+        (_with_pax_record(b"10 path\n"), "has a malformed pax header"),
+        (_with_pax_record(b"x path=a\n"), "has a malformed pax header"),
+        (_with_pax_record(b"11 path=abX"), "has a malformed pax header"),
+    ],
+    ids=["gnu-long-name", "pax-big", "pax-runs-on", "pax-no-equals", "pax-no-length", "pax-no-newline"],
+)
+def test_tar_header_records_are_bounded_before_tarfile_reads_them(data: bytes, message: str) -> None:
+    with pytest.raises(fetch_working_dir.ArchiveError) as caught:
+        fetch_working_dir.check_archive(io.BytesIO(data), limits=LIMITS)
+    assert message in str(caught.value)
+
+
+def test_a_well_formed_pax_record_passes() -> None:
+    fetch_working_dir.check_archive(io.BytesIO(_with_pax_record(b"11 path=ab\n")), limits=LIMITS)
 
 
 def test_a_bomb_is_refused_at_its_declared_size_without_unpacking_it() -> None:

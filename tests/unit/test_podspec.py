@@ -173,17 +173,18 @@ def test_the_working_dir_is_fetched_by_an_init_container() -> None:
     assert all(v.get("hostPath") is None for v in pod["spec"]["volumes"])
 
 
-def test_a_file_uri_mounts_exactly_that_path_read_only() -> None:
+def test_a_file_uri_mounts_its_root_read_only_and_is_resolved_inside_it() -> None:
     pod = render()
     (init,) = pod["spec"]["initContainers"]
-    assert init["command"][3] == workdir.MOUNTED_SOURCE
+    assert init["command"][3] == workdir.MOUNTED_SOURCE + "/deploy/file.zip"
+    assert init["command"][5:8] == ["--strip-top-dir", "--within", workdir.MOUNTED_SOURCE]
     assert {"name": "working-dir-source", "mountPath": workdir.MOUNTED_SOURCE, "readOnly": True} in init[
         "volumeMounts"
     ]
-    assert {
-        "name": "working-dir-source",
-        "hostPath": {"path": "/usr1/deploy/file.zip", "type": "File"},
-    } in pod["spec"]["volumes"]
+    # The root, not the path: a symbolic link under it resolves in the container, never on the node.
+    assert {"name": "working-dir-source", "hostPath": {"path": "/usr1", "type": "Directory"}} in pod["spec"][
+        "volumes"
+    ]
 
 
 def test_without_working_dir_or_pip_the_image_defaults_hold() -> None:

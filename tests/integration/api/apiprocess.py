@@ -20,7 +20,10 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 # The operator's deployment settings that decide which working_dir sources a job may use
 # (tests/integration/conftest.py starts the operator with the same): the API must refuse
 # exactly what the operator could not run, so it is configured alike.
-OPERATOR_ALIKE = {"JOBGATE_FILE_URI_ROOT": "/", "JOBGATE_PACKAGE_BASE_URL": "http://127.0.0.1:8265"}
+OPERATOR_ALIKE = {
+    "JOBGATE_FILE_URI_ROOT": "/usr1/deploy",
+    "JOBGATE_PACKAGE_BASE_URL": "http://127.0.0.1:8265",
+}
 SCHEDULING_TIMEOUT_MS = 4000  # the `api` fixture's (the default is 18000)
 STORED_PACKAGE_LIMIT = 64 * 1024  # the `stored_api` fixture's package size limit
 UNPACKED_BYTES, UNPACKED_ENTRIES = 1 << 20, 10  # the `limited_api` fixture's unpacked package limits

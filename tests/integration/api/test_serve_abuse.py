@@ -38,7 +38,7 @@ from kubernetes import client
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from jobgate.api import config, tenancy
+from jobgate.api import config, serving, tenancy
 from jobgate.operator import podspec
 
 JOB: dict[str, Any] = {"entrypoint": "true", "runtime_env": {"working_dir": "https://example.com/job.zip"}}
@@ -144,6 +144,32 @@ def test_bodies_that_cannot_be_a_job(
     assert problem in message(response)
 
 
+@pytest.mark.parametrize("path", DIALECTS)
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ({"entrypoint_num_gpus": 1e300}, "entrypoint_num_gpus must be less than or equal to 1024"),
+        ({"entrypoint_resources": {"NPU": 5000}}, "entrypoint_resources.NPU must be less than or equal"),
+        (
+            {"runtime_env": {"working_dir": "https://example.com/job.zip", "env_vars": {"A=B": "1"}}},
+            'runtime_env.env_vars has the key "A=B": an environment variable\'s name is 1 to 256 printable',
+        ),
+        ({"metadata": {"k": "v" * 300_000}}, "metadata.k must have at most 4096 characters"),
+        ({"metadata": {f"k{i}": "v" for i in range(33)}}, "metadata must have at most 32 entries"),
+        ({"entrypoint": "x" * 70_000}, "entrypoint must have at most 65536 characters"),
+    ],
+    ids=["gpus-1e300", "npu-5000", "env-name", "metadata-300KB", "metadata-entries", "entrypoint-70KB"],
+)
+def test_fields_past_what_a_pod_can_hold_are_refused_before_anything_is_stored(
+    api: ApiServer, tenant: str, unchanged: None, path: str, extra: dict[str, Any], problem: str
+) -> None:
+    body = {"entrypoint": "true", "runtime_env": {"working_dir": "https://example.com/job.zip"}, **extra}
+    with api.client(tenant) as http:
+        response = http.post(path, json=body)
+    assert response.status_code == 400, response.text[:300]
+    assert problem in message(response)
+
+
 # -- headers ------------------------------------------------------------------------------
 
 
@@ -198,6 +224,36 @@ def test_control_characters_in_headers_never_reach_the_api(
         raw.sendall(request)
         answer = raw.recv(4096)
     assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+
+
+@pytest.mark.parametrize(
+    ("path", "head", "kind"),
+    [
+        ("/api/jobs", b"X-Big: " + b"x" * (serving.MAX_HEAD_BYTES + (64 << 10)), b"application/json"),
+        (
+            "/ray/api/jobs/",
+            b"".join(b"X-Many-%d: 1\r\n" % i for i in range(serving.MAX_HEADERS + 1)),
+            b"text/plain",
+        ),
+    ],
+    ids=["one-huge-header", "too-many-headers"],
+)
+def test_a_request_head_past_its_bound_is_431_before_it_is_all_read(
+    api: ApiServer, unchanged: None, path: str, head: bytes, kind: bytes
+) -> None:
+    """The head is not even finished: the API answers once the bound is passed, and closes."""
+    with socket.create_connection(("127.0.0.1", api.port), timeout=10) as raw:
+        raw.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode() + head)
+        answer = raw.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    assert b"content-type: " + kind in answer
+    assert b"request headers too large: at most 65536 bytes and 100 fields" in answer
+
+
+def test_a_head_within_its_bounds_is_served(api: ApiServer, tenant: str) -> None:
+    headers = {f"X-Extra-{i}": "y" * 500 for i in range(serving.MAX_HEADERS - 10)}
+    with api.client(tenant, **headers) as http:
+        assert http.get("/api/jobs").status_code == 200
 
 
 def test_tenant_ids_with_commas_and_spaces_are_tenants_of_their_own(

@@ -14,8 +14,8 @@ from apiprocess import ApiServer, ApiServers
 from ray.job_submission import JobSubmissionClient
 
 JOB = {"entrypoint": "true", "runtime_env": {"working_dir": "https://example.com/job.zip"}}
-PINNED = "pinned-token-0123456789"
-ADMIN = "admin-token-0123456789"
+PINNED = "pinned-token-0123456789abcdef0123456789"
+ADMIN = "admin-token-0123456789abcdef0123456789"
 TENANT = f"pinned-{uuid.uuid4().hex[:6]}"
 
 

@@ -158,6 +158,37 @@ def test_a_job_runs_its_entrypoint_in_its_working_dir_with_its_env(
     assert "42" in lines
 
 
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("kubelet", "working_dir kubelet: leaves the root of the file:// working dirs (a symbolic link)"),
+        ("absent.zip", "working_dir absent.zip: no such file or directory under the root"),
+    ],
+)
+def test_a_file_working_dir_never_reaches_past_its_root_on_the_node(
+    real_kube: client.ApiClient,
+    real_namespace: str,
+    real_operator: None,
+    workdir_root: Path,
+    name: str,
+    why: str,
+) -> None:
+    """A link under the root to the node's kubelet directory: the job fails saying so, and
+    copies nothing of the node."""
+    link = workdir_root / "kubelet"
+    if not link.is_symlink():
+        link.symlink_to("/var/lib/kubelet")
+    job = _run_job(
+        real_kube,
+        real_namespace,
+        entrypoint="ls -la",
+        runtimeEnv={"working_dir": f"file://{workdir_root / name}"},
+    )
+    status = job["status"]
+    assert (status["state"], status["errorType"]) == ("FAILED", "Failed"), status
+    assert status["message"].startswith(f"the working_dir could not be fetched: {why}"), status
+
+
 def test_a_failing_job_reports_its_exit_code(
     real_kube: client.ApiClient, real_namespace: str, real_operator: None
 ) -> None:
