@@ -39,6 +39,14 @@ def load(cls: type[S]) -> S:
         raise SettingsError(f"{name}{given}: {why}") from None
 
 
+def _pairs(value: str, *, shape: str) -> dict[str, str]:
+    """`a=x, b=y` -> {"a": "x", "b": "y"}; ValueError saying the `shape` expected otherwise."""
+    pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
+    if any(len(pair) != 2 or not pair[0].strip() for pair in pairs):
+        raise ValueError(f"expected {shape}")
+    return {key.strip(): item.strip() for key, item in pairs}
+
+
 class JobPolicy(pydantic_settings.BaseSettings):
     model_config = pydantic_settings.SettingsConfigDict(
         env_prefix=PREFIX, env_ignore_empty=True, frozen=True, populate_by_name=True, extra="ignore"
@@ -72,10 +80,8 @@ class JobPolicy(pydantic_settings.BaseSettings):
         """`NPU=huawei.com/Ascend910,TPU=google.com/tpu` -> {"NPU": ..., "TPU": ...}."""
         if not isinstance(value, str):
             return value
-        pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
-        if any(len(pair) != 2 or not pair[0].strip() for pair in pairs):
-            raise ValueError("expected NAME=vendor.com/resource[,NAME=...]")
-        return {name.strip(): resource_rules.extended_resource(resource.strip()) for name, resource in pairs}
+        pairs = _pairs(value, shape="NAME=vendor.com/resource[,NAME=...]")
+        return {name: resource_rules.extended_resource(resource) for name, resource in pairs.items()}
 
     @pydantic.field_validator("gpu_resource")
     @classmethod
@@ -108,10 +114,8 @@ class JobPolicy(pydantic_settings.BaseSettings):
         """`acme=/srv/acme,beta=/srv/beta` -> {"acme": "/srv/acme", "beta": "/srv/beta"}."""
         if not isinstance(value, str):
             return value
-        pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
-        if any(len(pair) != 2 or not pair[0].strip() for pair in pairs):
-            raise ValueError("expected TENANT=/node/dir[,TENANT=...]")
-        return {tenant.strip(): workdir.check_root(root.strip()) for tenant, root in pairs}
+        pairs = _pairs(value, shape="TENANT=/node/dir[,TENANT=...]")
+        return {tenant: workdir.check_root(root) for tenant, root in pairs.items()}
 
     def model_post_init(self, context: Any, /) -> None:
         self._resources = resource_rules.ResourcePolicy(
