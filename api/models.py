@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_serializer
 from pydantic_core import PydanticCustomError
 
 from jobgate.crds import models
@@ -188,10 +188,31 @@ class JobDetails(BaseModel):
     driver_exit_code: int | None = Field(default=None, description="The entrypoint's exit code.")
 
 
+# A FAILED job's reason as Ray's own server names it (ray.dashboard.modules.job.common.
+# JobErrorType): the job's pod plays Ray's supervisor actor and its entrypoint the driver.
+# Ray gives a STOPPED job no error type.
+RAY_ERROR_TYPES: Final[dict[str, str]] = {
+    models.Reason.FAILED: "JOB_ENTRYPOINT_COMMAND_ERROR",
+    models.Reason.START_FAILED: "RUNTIME_ENV_SETUP_FAILURE",  # its image or working_dir
+    models.Reason.SCHEDULING_TIMEOUT: "JOB_SUPERVISOR_ACTOR_START_TIMEOUT",
+    models.Reason.INVALID_SPEC: "JOB_SUPERVISOR_ACTOR_START_FAILURE",
+    models.Reason.EVICTED: "JOB_SUPERVISOR_ACTOR_DIED",
+    models.Reason.POD_LOST: "JOB_SUPERVISOR_ACTOR_DIED",
+}
+RAY_UNKNOWN_FAILURE: Final = "JOB_SUPERVISOR_ACTOR_UNKNOWN_FAILURE"
+
+
 class RayJobDetails(JobDetails):
-    """Ray's JobDetails: the same, plus `job_id` (= the submission id: there is no Ray driver)."""
+    """Ray's JobDetails: the same, plus `job_id` (= the submission id: there is no Ray driver),
+    and Ray's names for why a job failed."""
 
     job_id: str
+
+    @field_serializer("error_type")
+    def _ray_error_type(self, error_type: str | None) -> str | None:
+        if error_type is None or self.status != models.JobState.FAILED:
+            return None
+        return RAY_ERROR_TYPES.get(error_type, RAY_UNKNOWN_FAILURE)
 
 
 class RayStopResponse(BaseModel):

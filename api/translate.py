@@ -9,11 +9,12 @@ request's field, and nothing has been created yet.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import string
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import pydantic
@@ -40,6 +41,9 @@ _REQUEST_FIELDS: Final = {
     ("runtimeEnv",): "runtime_env",
     ("entrypoint",): "entrypoint",
     ("metadata",): "metadata",
+    # Read from the metadata (see `_retry_fields`), and named as the schema's error has them.
+    ("max_attempts",): f"metadata.{crd.METADATA_MAX_ATTEMPTS}",
+    ("pod_failure_policy",): f"metadata.{crd.METADATA_POD_FAILURE_POLICY}",
 }
 
 
@@ -108,6 +112,7 @@ def job_spec(
                 "tenant": tenant,
                 "scheduling_timeout_ms": settings.scheduling_timeout_ms,
                 "ttl_seconds_after_finished": settings.job_ttl_seconds,
+                **_retry_fields(request.metadata or {}),
             },
             by_name=True,
         )
@@ -120,6 +125,23 @@ def job_spec(
         allowed = f" (allowed: {', '.join(e.allowed)})" if e.allowed else ""
         raise errors.InvalidRequestError(f"{request_field(e.loc)}: {e.message}{allowed}") from e
     return spec
+
+
+def _retry_fields(metadata: Mapping[str, str]) -> dict[str, Any]:
+    """The retries a submission asks for in its metadata: neither dialect has fields for
+    them, and both clients set metadata (Ray's `--metadata-json` too)."""
+    fields: dict[str, Any] = {}
+    if (attempts := metadata.get(crd.METADATA_MAX_ATTEMPTS)) is not None:
+        fields["max_attempts"] = attempts  # an integer as text, which the schema reads as one
+    if (policy := metadata.get(crd.METADATA_POD_FAILURE_POLICY)) is not None:
+        try:
+            fields["pod_failure_policy"] = json.loads(policy)
+        except json.JSONDecodeError as e:
+            raise errors.InvalidRequestError(
+                f"metadata.{crd.METADATA_POD_FAILURE_POLICY} must be a JSON podFailurePolicy "
+                f'({{"rules": [...]}}, see the README): {e}'
+            ) from e
+    return fields
 
 
 def manifest(spec: crd.JobSpec, *, namespace: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from jobgate.crds import models
 _PODS: Final = "/api/v1/namespaces/{namespace}/pods"
 _POD: Final = _PODS + "/{name}"
 _LOG: Final = _POD + "/log"
+_EVENTS: Final = "/api/v1/namespaces/{namespace}/events"
 
 Pod = Mapping[str, Any]
 
@@ -94,6 +95,18 @@ class Pods:
             clients.path(_POD, namespace=namespace, name=name),
             preconditions={key: value for key, value in preconditions.items() if value},
         )
+
+    def event_messages(self, namespace: str, *, pod_uid: str, reason: str) -> list[str]:
+        """The messages of the pod's events of that reason (the kubelet's FailedMount, say),
+        oldest first: what the pod's status does not say."""
+        query = {"fieldSelector": f"involvedObject.uid={pod_uid},reason={reason}"}
+        found = [
+            event
+            for page in self._client.pages(clients.path(_EVENTS, namespace=namespace), query=query)
+            for event in page.get("items", ())
+        ]
+        found.sort(key=lambda event: event.get("lastTimestamp") or event.get("eventTime") or "")
+        return [str(event.get("message", "")) for event in found]
 
     # -- logs -------------------------------------------------------------------------------
 

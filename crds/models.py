@@ -16,7 +16,15 @@ import enum
 import re
 from typing import Annotated, Any, Final
 
-from pydantic import AfterValidator, AliasGenerator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    AliasGenerator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 GROUP: Final = "jobgate.io"
@@ -50,7 +58,14 @@ MAX_CPUS: Final = 16.0
 MIN_MEMORY_BYTES: Final = 134_217_728  # 128 MiB
 MAX_MEMORY_BYTES: Final = 1_125_899_906_842_624  # 1 PiB
 DEFAULT_SCHEDULING_TIMEOUT_MS: Final = 18_000
-MAX_ATTEMPTS: Final = 100
+MAX_ATTEMPTS: Final = 100  # also the most pods a job has in all, ignored failures included
+MAX_FAILURE_RULES: Final = 20  # as batch/v1's podFailurePolicy
+MAX_EXIT_CODES: Final = 255
+MAX_HISTORY: Final = 20  # failed attempts kept in the status (the last ones)
+# Metadata keys that the HTTP API reads into the Job's spec (both dialects: Ray's client and
+# CLI set metadata, not the Job's fields); they stay in the metadata too.
+METADATA_MAX_ATTEMPTS: Final = "jobgate.io/max-attempts"  # an integer, as text
+METADATA_POD_FAILURE_POLICY: Final = "jobgate.io/pod-failure-policy"  # spec.podFailurePolicy as JSON
 
 # Bounds of everything else that reaches the pod, so that a stored Job can always be
 # rendered: a pod's annotations hold 256 KiB at most (the metadata is copied there), and
@@ -162,6 +177,73 @@ class Resources(_CamelModel):
     )
 
 
+class ConditionStatus(enum.StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class RetryAction(enum.StrEnum):
+    """What a failed attempt leads to (batch/v1's podFailurePolicy actions)."""
+
+    FAIL_JOB = "FailJob"  # the job FAILS now, whatever attempts remain
+    RETRY = "Retry"  # counts against maxAttempts; the next attempt after a back-off
+    IGNORE = "Ignore"  # does not count; the next attempt at once
+
+
+class ExitCodeOperator(enum.StrEnum):
+    IN = "In"
+    NOT_IN = "NotIn"
+
+
+class OnExitCodes(_CamelModel):
+    """Matches when the entrypoint's exit code is (In) or is not (NotIn) one of `values`."""
+
+    operator: ExitCodeOperator
+    values: Annotated[
+        list[Annotated[int, Field(ge=0, le=255)]], Field(min_length=1, max_length=MAX_EXIT_CODES)
+    ]
+
+
+class OnPodCondition(_CamelModel):
+    """Matches when the failed pod has this condition (DisruptionTarget: evicted, preempted, drained)."""
+
+    type: Annotated[str, Field(min_length=1, max_length=316)]
+    status: ConditionStatus = ConditionStatus.TRUE
+
+
+class PodFailureRule(_CamelModel):
+    """One rule: `action` when the failed attempt matches `onExitCodes` or any of `onPodConditions`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.onExitCodes) != has(self.onPodConditions)",
+                    "message": "a rule has exactly one of onExitCodes and onPodConditions",
+                }
+            ]
+        }
+    )
+
+    action: RetryAction
+    on_exit_codes: OnExitCodes | None = None
+    on_pod_conditions: Annotated[list[OnPodCondition], Field(min_length=1, max_length=20)] | None = None
+
+    @model_validator(mode="after")
+    def _one_matcher(self) -> PodFailureRule:
+        if (self.on_exit_codes is None) == (self.on_pod_conditions is None):
+            raise ValueError("a rule has exactly one of onExitCodes and onPodConditions")
+        return self
+
+
+class PodFailurePolicy(_CamelModel):
+    """Rules matched in order on a failed attempt; the first that matches decides, and a
+    failure no rule matches is retried (Retry)."""
+
+    rules: Annotated[list[PodFailureRule], Field(min_length=1, max_length=MAX_FAILURE_RULES)]
+
+
 class JobSpec(_CamelModel):
     """What the user asked for. Immutable after creation, except `stop`."""
 
@@ -193,7 +275,11 @@ class JobSpec(_CamelModel):
         description="How long the pod may stay unscheduled before the job fails; 0 = wait forever.",
     )
     max_attempts: Annotated[int, Field(ge=1, le=MAX_ATTEMPTS)] = Field(
-        default=1, description="Attempts (pods) in all before a failing job is FAILED."
+        default=1,
+        description="Failed attempts (those the podFailurePolicy does not ignore) before the job is FAILED.",
+    )
+    pod_failure_policy: PodFailurePolicy | None = Field(
+        default=None, description="What a failed attempt leads to: FailJob, Retry or Ignore, by rules."
     )
     active_deadline_seconds: Annotated[int | None, Field(ge=1)] = Field(
         default=None, description="Wall-clock limit from the job's start; the job FAILS past it."
@@ -206,16 +292,13 @@ class JobSpec(_CamelModel):
     )
 
 
-class ConditionStatus(enum.StrEnum):
-    TRUE = "True"
-    FALSE = "False"
-    UNKNOWN = "Unknown"
-
-
 class ConditionType(enum.StrEnum):
     """The condition types the operator writes (a contract: the API reads them)."""
 
     SCHEDULED = "Scheduled"  # True once the pod is bound to a node
+    # Present once a bound pod's containers could not start (False: the kubelet's reason,
+    # e.g. ImagePullBackOff, FailedMount), and True once they did after all.
+    STARTED = "Started"
     FINISHED = "Finished"  # present (True) once the job is terminal
 
 
@@ -228,10 +311,13 @@ class Reason(enum.StrEnum):
     UNSCHEDULABLE = "Unschedulable"  # False: the scheduler said no; message is the scheduler's
     QUOTA_EXCEEDED = "QuotaExceeded"  # False: a ResourceQuota refused the pod; apiserver's message
     FORBIDDEN = "Forbidden"  # False: the apiserver refused the pod for another reason (403)
+    # Started (True; when False, its reason is the kubelet's, see operator/pods.py)
+    STARTED = "Started"
     # Finished
     SUCCEEDED = "Succeeded"
-    FAILED = "Failed"  # the entrypoint (or the working_dir fetch) exited non-zero
+    FAILED = "Failed"  # the entrypoint exited non-zero (or was killed: OOMKilled)
     SCHEDULING_TIMEOUT = "SchedulingTimeout"
+    START_FAILED = "StartFailed"  # the working_dir could not be fetched, or the containers could not start
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     STOPPED = "Stopped"
     EVICTED = "Evicted"
@@ -251,6 +337,24 @@ class Condition(_CamelModel):
     last_transition_time: str = Field(json_schema_extra={"format": "date-time"})
 
 
+class FailedAttempt(_CamelModel):
+    """An attempt that failed, and what was done about it."""
+
+    attempt: int
+    pod_name: str
+    reason: str  # a Finished reason: Failed, Evicted, PodLost, ...
+    message: str
+    exit_code: int | None = None
+    finished_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    action: RetryAction
+    rule: int | None = Field(default=None, description="The podFailurePolicy rule that matched (1-based).")
+    retry_at: str | None = Field(
+        default=None,
+        json_schema_extra={"format": "date-time"},
+        description="When the next attempt's pod is due, after the back-off (absent: at once, or none).",
+    )
+
+
 class JobStatus(_CamelModel):
     """What the operator observed."""
 
@@ -267,6 +371,12 @@ class JobStatus(_CamelModel):
         default=0, ge=0, description="Attempts started so far: the number of the current (or last) attempt."
     )
     scheduling_failures: int = Field(default=0, ge=0, description="Times the scheduler rejected the pod.")
+    failed_attempts: int = Field(
+        default=0, ge=0, description="Failed attempts that count against maxAttempts (ignored ones do not)."
+    )
+    failures: Annotated[list[FailedAttempt], Field(max_length=MAX_HISTORY)] = Field(
+        default_factory=list, description="The failed attempts, oldest first (the last 20)."
+    )
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
 

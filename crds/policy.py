@@ -17,6 +17,8 @@ from jobgate.crds import fetch_working_dir, workdir
 from jobgate.crds import resources as resource_rules
 
 DEFAULT_IMAGE: Final = "python:3.11-slim"
+DEFAULT_START_TIMEOUT_SECONDS: Final = 120
+DEFAULT_RETRY_BACKOFF_SECONDS: Final = 10
 PREFIX: Final = "JOBGATE_"
 
 S = TypeVar("S", bound=pydantic_settings.BaseSettings)
@@ -68,6 +70,13 @@ class JobPolicy(pydantic_settings.BaseSettings):
     file_uri_roots: Annotated[dict[str, str], pydantic_settings.NoDecode] = pydantic.Field(
         default_factory=dict
     )
+    # How long a bound pod may fail to start (an image it cannot pull, a volume it cannot
+    # mount, a container it cannot create) before its job FAILS; errors that cannot heal
+    # (an invalid image name) fail it at once.
+    start_timeout_seconds: int = pydantic.Field(default=DEFAULT_START_TIMEOUT_SECONDS, ge=1)
+    # The wait before an attempt that follows a counted failure: doubled per failure, at most
+    # 6 min (the Job controller's back-off); 0: at once.
+    retry_backoff_seconds: float = pydantic.Field(default=DEFAULT_RETRY_BACKOFF_SECONDS, ge=0)
     max_unpacked_bytes: int = pydantic.Field(default=fetch_working_dir.DEFAULT_MAX_BYTES, ge=1)
     max_unpacked_entries: int = pydantic.Field(default=fetch_working_dir.DEFAULT_MAX_ENTRIES, ge=1)
 

@@ -12,11 +12,15 @@ A job's life, one attempt after another (attempt N's pod is always `<job>-N`):
              a ResourceQuota refuses the pod          Scheduled=False QuotaExceeded (apiserver's message),
                                                       created again with backoff
              bound to a node, containers starting     Scheduled=True Scheduled
-    RUNNING  the pod runs
+             they cannot start (yet)                  Started=False, the kubelet's reason (ImagePullBackOff,
+                                                      FailedMount, CreateContainerError ...; see pods.py)
+    RUNNING  the pod runs                              (Started=True, if it was ever False)
     SUCCEEDED  exit 0                                  Finished=True Succeeded
     FAILED     non-zero exit, eviction, pod lost: a new attempt while attempts remain, else
                Finished=True Failed / Evicted / PodLost; also SchedulingTimeout (not scheduled
-               within spec.schedulingTimeoutMs), DeadlineExceeded (spec.activeDeadlineSeconds
+               within spec.schedulingTimeoutMs), StartFailed (an error that cannot heal, such
+               as an invalid image name, or Started=False for longer than the deployment's
+               start timeout: the pod is deleted), DeadlineExceeded (spec.activeDeadlineSeconds
                after the start), InvalidSpec (nothing to run)
     STOPPED    spec.stop                               Finished=True Stopped
 """
@@ -30,7 +34,7 @@ from typing import Any
 from jobgate.core import events as kube_events
 from jobgate.core import jobs
 from jobgate.crds import errors, models, names, policy
-from jobgate.operator import pods, podspec, statuses
+from jobgate.operator import pods, podspec, retries, statuses
 
 Reason = models.Reason
 State = models.JobState
@@ -43,6 +47,9 @@ MAX_CREATE_BACKOFF = datetime.timedelta(seconds=30)
 # only if it is not by then, so that the two are one write (the Job controller batches its
 # pods' changes for a second the same way, `syncJobBatchPeriod`).
 SETTLE = datetime.timedelta(seconds=1)
+# How often a pod that may be stuck on a volume is looked at (with its events) again: a
+# stuck pod changes nothing that its watch would show.
+MOUNT_POLL = datetime.timedelta(seconds=10)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,21 +57,27 @@ class NotLooked:
     """The pod was not looked at: a change of the Job itself brought us here."""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class PodGone:
-    """The current attempt's pod does not exist."""
+    """The current attempt's pod does not exist; `last_seen`: its last copy, when known (the
+    watch's DELETED event of it), which tells whether it was evicted."""
+
+    last_seen: pods.Pod | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class PodSeen:
     """A pod of the job, as the apiserver last showed it.
 
-    `after_failure`: the pod was just created to replace a failed attempt, which this
-    message describes.
+    `after_failure`: the pod was just created to replace this failed attempt (which the
+    status that is written next records, if it does not yet). `mount_failures`: the
+    kubelet's FailedMount messages of the pod, when they were read (see
+    `pods.may_fail_to_mount`).
     """
 
     pod: pods.Pod
-    after_failure: str | None = None
+    mount_failures: tuple[str, ...] = ()
+    after_failure: models.FailedAttempt | None = None
     started: str | None = None  # the job's start as the decision that created the pod saw it
 
 
@@ -75,7 +88,7 @@ class CreateRefused:
     attempt: int
     code: int
     message: str
-    after_failure: str | None = None
+    after_failure: models.FailedAttempt | None = None
     started: str | None = None
 
 
@@ -88,7 +101,7 @@ class CreatePod:
     attempt: int
     # Passed back in the observation of the result: the failure this attempt follows, and
     # the job's start (the first attempt's pod, which no write may have recorded yet).
-    after_failure: str | None = None
+    after_failure: models.FailedAttempt | None = None
     started: str | None = None
 
 
@@ -147,11 +160,15 @@ class _Progress:
     now: datetime.datetime
     config: policy.JobPolicy
     retry_at: datetime.datetime | None = None
-    after_failure: str | None = None
+    look_again_at: datetime.datetime | None = None  # a pod that may be stuck on a volume
+    cannot_start: str | None = None  # why the pod can never start (the job fails now)
+    after_failure: models.FailedAttempt | None = None
 
     def step(self, seen: Observation) -> Step:
         if isinstance(seen, PodSeen | CreateRefused):
             self.after_failure = seen.after_failure
+            if seen.after_failure is not None:
+                self._record(seen.after_failure)
             self.new.start_time = self.new.start_time or seen.started
         if isinstance(seen, PodSeen) and pods.name(seen.pod) != self.new.pod_name:
             since = pods.created(seen.pod) or self.now
@@ -162,7 +179,7 @@ class _Progress:
         if isinstance(seen, PodSeen):
             # First, where the pod is: a pod first seen when it has already ended (its events
             # came in one burst) still tells the job's node.
-            self._observe(seen.pod)
+            self._observe(seen)
         # What the pod did is a fact: it wins over a stop or a deadline that came later.
         ended = self._pod_outcome(seen)
         if ended is not None and ended.reason == Reason.SUCCEEDED:
@@ -177,7 +194,16 @@ class _Progress:
             message = f"the job was active longer than its deadline of {self.spec.active_deadline_seconds} s"
             return self._end(Reason.DEADLINE_EXCEEDED, message, pod_to_delete=self._live_pod(seen))
         if ended is not None:
+            if self._recorded():  # its failure was handled: the next attempt, once due
+                return self._next_attempt_when_due()
             return self._attempt_failed(ended)
+        if self.cannot_start is not None:
+            message = f"the job cannot start: {self.cannot_start}"
+            return self._end(Reason.START_FAILED, message, pod_to_delete=self._live_pod(seen))
+        if self._passed(self._start_deadline()):
+            return self._end(
+                Reason.START_FAILED, self._start_timeout_message(), pod_to_delete=self._live_pod(seen)
+            )
 
         if isinstance(seen, CreateRefused):
             if seen.code != 403:  # invalid (422) and the like: creating it again cannot help
@@ -219,6 +245,7 @@ class _Progress:
             new.scheduling_failures = 0
             new.node_name = new.host_ip = new.exit_code = None
             new.state = State.PENDING
+            new.conditions = [c for c in new.conditions if c.type != models.ConditionType.STARTED]
         # A new attempt waits for the scheduler anew: its scheduling timeout starts now.
         self._scheduled(False, Reason.PENDING, "waiting for the scheduler", restart=restart, since=since)
         new.pod_name = pod_name
@@ -245,41 +272,153 @@ class _Progress:
         if isinstance(seen, PodSeen):
             return pods.outcome(seen.pod)
         if isinstance(seen, PodGone) and self.new.pod_name:
-            message = f"pod {self.new.pod_name} disappeared before it finished"
-            return pods.Outcome(reason=Reason.POD_LOST, message=message, exit_code=None, finished_at=None)
+            return pods.lost(self.new.pod_name, seen.last_seen)
         return None
 
     def _attempt_failed(self, outcome: pods.Outcome) -> Step:
-        attempts = self.spec.max_attempts
-        message = (
-            outcome.message
-            if attempts == 1
-            else f"{outcome.message} (attempt {self.new.attempts} of {attempts})"
+        """The current attempt failed: record it, and end the job or try again (see `retries`)."""
+        new, most = self.new, self.spec.max_attempts
+        verdict = retries.verdict(self.spec.pod_failure_policy, outcome)
+        counted = new.failed_attempts + (verdict.action != models.RetryAction.IGNORE)
+        last = (
+            verdict.action == models.RetryAction.FAIL_JOB
+            or counted >= most
+            or new.attempts >= models.MAX_ATTEMPTS
         )
-        if self.new.attempts < attempts:
-            self.after_failure = message
-            return self._create(self.new.attempts + 1)
-        return self._end(
-            outcome.reason, message, exit_code=outcome.exit_code, end_time=_normalized(outcome.finished_at)
+        delay = (
+            datetime.timedelta()
+            if last or verdict.action == models.RetryAction.IGNORE
+            else retries.backoff(counted, base_seconds=self.config.retry_backoff_seconds)
         )
+        message = self._described(outcome.message, verdict, counted=counted)
+        failure = models.FailedAttempt(
+            attempt=new.attempts,
+            pod_name=new.pod_name or names.pod_name(self.job.ref.name, new.attempts),
+            reason=outcome.reason,
+            message=message,
+            exit_code=outcome.exit_code,
+            finished_at=_normalized(outcome.finished_at),
+            action=verdict.action,
+            rule=verdict.rule,
+            retry_at=statuses.timestamp(self.now + delay) if delay else None,
+        )
+        self._record(failure)
+        if last:
+            ended_at = failure.finished_at
+            return self._end(outcome.reason, message, exit_code=outcome.exit_code, end_time=ended_at)
+        if not delay:
+            self.after_failure = failure
+            return self._create(new.attempts + 1)
+        new.state = State.PENDING
+        new.exit_code = outcome.exit_code
+        new.message = f"{message}; attempt {counted + 1} of {most} in {delay.total_seconds():g} s"
+        self.retry_at = self.now + delay
+        return self._act()
+
+    def _record(self, failure: models.FailedAttempt) -> None:
+        """Count and list a failed attempt (once: a decision may see it again)."""
+        if self.new.failures and self.new.failures[-1].attempt >= failure.attempt:
+            return
+        if failure.action != models.RetryAction.IGNORE:
+            self.new.failed_attempts += 1
+        self.new.failures = [*self.new.failures, failure][-models.MAX_HISTORY :]
+
+    def _described(self, message: str, verdict: retries.Verdict, *, counted: int) -> str:
+        """A failed attempt's message, with which attempt it was and the rule that matched."""
+        notes = []
+        if verdict.action == models.RetryAction.IGNORE:
+            notes.append("not counted")
+        elif self.spec.max_attempts > 1:
+            notes.append(f"attempt {counted} of {self.spec.max_attempts}")
+        if verdict.rule is not None:
+            notes.append(f"podFailurePolicy rule {verdict.rule}: {verdict.action}")
+        return f"{message} ({'; '.join(notes)})" if notes else message
+
+    def _recorded(self) -> bool:
+        """Whether the current attempt's failure is recorded already (its back-off runs)."""
+        return bool(self.new.failures) and self.new.failures[-1].attempt == self.new.attempts
+
+    def _next_attempt_when_due(self) -> Step:
+        retry_at = self.new.failures[-1].retry_at
+        due = statuses.parse_time(retry_at) if retry_at else None
+        if due is not None and self.now < due:
+            self.retry_at = due
+            return self._act()
+        self.after_failure = self.new.failures[-1]
+        return self._create(self.new.attempts + 1)
 
     # -- the current attempt's progress ---------------------------------------------------
 
-    def _observe(self, pod: pods.Pod) -> None:
+    def _observe(self, seen: PodSeen) -> None:
+        pod = seen.pod
         new, name = self.new, pods.name(pod)
         if pods.terminating(pod):
             return  # its end (or deletion) is what comes next
         if pods.scheduled(pod):
             new.node_name, new.host_ip = pods.node(pod), pods.host_ip(pod)
             self._scheduled(True, Reason.SCHEDULED, f"pod {name} was scheduled to node {new.node_name}")
-            running = pods.phase(pod) == "Running"
-            new.state = State.RUNNING if running else State.PENDING
-            new.message = f"pod {name} is {'running' if running else 'starting'} on node {new.node_name}"
+            if pods.finished(pod):
+                return  # how it ended is what the job's status says next
+            if pods.phase(pod) != "Pending":
+                new.state = State.RUNNING
+                new.message = f"pod {name} is running on node {new.node_name}"
+                if self._start_problem() is not None:
+                    self._started(True, Reason.STARTED, f"pod {name} started on node {new.node_name}")
+                return
+            new.state = State.PENDING
+            problem = pods.start_problem(pod, seen.mount_failures)
+            if problem is not None:
+                self._cannot_start_yet(name, problem)
+            elif self._start_problem() is None:  # else: as it was said, until the pod runs
+                new.message = f"pod {name} is starting on node {new.node_name}"
+            if problem is not None and problem.reason != pods.FAILED_MOUNT:
+                return  # the pod's own status says it: its watch brings what changes
+            if pods.may_fail_to_mount(pod, now=self.now):
+                self.look_again_at = self.now + MOUNT_POLL
+            elif (bound := pods.bound_at(pod)) is not None and self.now < bound + pods.MOUNT_GRACE:
+                self.look_again_at = bound + pods.MOUNT_GRACE
             return
         why = pods.unschedulable_message(pod)
         if why is not None:
             self._scheduling_failed(Reason.UNSCHEDULABLE, why)
             new.message = f"pod {name} cannot be scheduled yet: {why}"
+
+    def _cannot_start_yet(self, name: str, problem: pods.StartProblem) -> None:
+        """Record why the pod does not start: the first explanation of a reason is kept (a
+        pull's error and its back-off alternate; the first says what is wrong)."""
+        old = self._start_problem()
+        message = (
+            old.message
+            if old is not None and old.reason == problem.reason
+            else self._blame(problem) + problem.message
+        )
+        self._started(False, problem.reason, message)
+        self.new.message = f"pod {name} cannot start yet: {message}"
+        if problem.final:
+            self.cannot_start = message
+
+    def _blame(self, problem: pods.StartProblem) -> str:
+        """The job's own input at fault, when one is (as a prefix of the message)."""
+        image_problem = problem.reason in (pods.PULL_FAILED, *pods.FINAL)
+        fetcher = problem.container == podspec.FETCH_CONTAINER
+        if problem.volume == podspec.SOURCE_VOLUME:
+            return "runtime_env.working_dir: "
+        if image_problem and fetcher and self.config.fetch_image_override:
+            return "the deployment's JOBGATE_FETCH_IMAGE: "
+        if image_problem and self.spec.runtime_env.image_uri:
+            return "runtime_env.image_uri: "
+        if image_problem:
+            return "the deployment's JOBGATE_IMAGE: "
+        return ""
+
+    def _start_problem(self) -> models.Condition | None:
+        """The Started condition while it says that the pod cannot start (else None)."""
+        started = self.new.condition(models.ConditionType.STARTED)
+        return started if started is not None and started.status == models.ConditionStatus.FALSE else None
+
+    def _started(self, true: bool, reason: str, message: str) -> None:
+        kind = models.ConditionType.STARTED
+        statuses.set_condition(self.new, kind=kind, true=true, reason=reason, message=message, now=self.now)
 
     def _refused(self, refusal: CreateRefused) -> None:
         quota = "exceeded quota" in refusal.message
@@ -340,6 +479,19 @@ class _Progress:
             seconds=self.spec.active_deadline_seconds
         )
 
+    def _start_deadline(self) -> datetime.datetime | None:
+        """When the current attempt's pod must have started by (None: nothing keeps it)."""
+        problem = self._start_problem()
+        if problem is None or self.new.state != State.PENDING:
+            return None
+        since = statuses.parse_time(problem.last_transition_time)
+        return since + datetime.timedelta(seconds=self.config.start_timeout_seconds)
+
+    def _start_timeout_message(self) -> str:
+        problem = self._start_problem()
+        why = problem.message if problem is not None else "?"
+        return f"the job could not start within {self.config.start_timeout_seconds} s: {why}"
+
     def _scheduling_deadline(self) -> datetime.datetime | None:
         """When the current attempt's pod must be scheduled by (None: no limit, or scheduled)."""
         waiting = self.new.condition(models.ConditionType.SCHEDULED)
@@ -367,7 +519,17 @@ class _Progress:
     # -- results ------------------------------------------------------------------------------
 
     def _act(self) -> Act:
-        wake = [t for t in (self._deadline(), self._scheduling_deadline(), self.retry_at) if t is not None]
+        wake = [
+            t
+            for t in (
+                self._deadline(),
+                self._scheduling_deadline(),
+                self._start_deadline(),
+                self.retry_at,
+                self.look_again_at,
+            )
+            if t is not None
+        ]
         return _act(
             self.job,
             self.new,
@@ -456,7 +618,7 @@ def _act(
     new: models.JobStatus,
     *,
     spec: models.JobSpec | None,
-    after_failure: str | None,
+    after_failure: models.FailedAttempt | None,
     wake_at: datetime.datetime | None,
 ) -> Act:
     patch = statuses.patch(job.status, new)
@@ -485,17 +647,23 @@ def _only_waiting(old: models.JobStatus, new: models.JobStatus) -> bool:
 
 
 def _events(
-    old: models.JobStatus, new: models.JobStatus, *, max_attempts: int, after_failure: str | None
+    old: models.JobStatus,
+    new: models.JobStatus,
+    *,
+    max_attempts: int,
+    after_failure: models.FailedAttempt | None,
 ) -> tuple[Event, ...]:
     """An event for what a `kubectl describe` reader needs: retries, scheduling failures and
     the end. A pod's creation and start are the pod's own events (the scheduler's Scheduled,
     the kubelet's), and the status says them: repeating them would double the job's writes."""
     events = []
     if new.pod_name and new.pod_name != old.pod_name and after_failure:
-        created = f"created pod {new.pod_name} (attempt {new.attempts} of {max_attempts})"
+        created = f"created pod {new.pod_name} (attempt {new.failed_attempts + 1} of {max_attempts})"
         events.append(
             Event(
-                type=kube_events.Type.WARNING, reason=Reason.RETRYING, message=f"{after_failure}; {created}"
+                type=kube_events.Type.WARNING,
+                reason=Reason.RETRYING,
+                message=f"{after_failure.message}; {created}",
             )
         )
     was = old.condition(models.ConditionType.SCHEDULED)
@@ -504,6 +672,15 @@ def _events(
         now is not None
         and now.reason in SCHEDULING_FAILURES
         and (was is None or (was.reason, was.message) != (now.reason, now.message))
+    ):
+        events.append(Event(type=kube_events.Type.WARNING, reason=now.reason, message=now.message))
+    was = old.condition(models.ConditionType.STARTED)
+    now = new.condition(models.ConditionType.STARTED)
+    if (
+        now is not None
+        and now.status == models.ConditionStatus.FALSE
+        and not new.state.terminal  # the end's own event says it
+        and (was is None or was.reason != now.reason)
     ):
         events.append(Event(type=kube_events.Type.WARNING, reason=now.reason, message=now.message))
     if new.state.terminal and not old.state.terminal:

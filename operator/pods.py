@@ -1,10 +1,12 @@
-"""Reading a job's pod: which attempt it is, whether it is scheduled, how it ended."""
+"""Reading a job's pod: which attempt it is, whether it is scheduled, why it cannot start,
+how it ended."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from jobgate.core import pods as pod_api
@@ -22,6 +24,7 @@ class Outcome:
     message: str
     exit_code: int | None
     finished_at: str | None  # RFC 3339, when the pod says
+    conditions: Mapping[str, str] = dataclasses.field(default_factory=dict)  # the pod's: type -> status
 
 
 def name(pod: Pod) -> str:
@@ -91,8 +94,133 @@ def unschedulable_message(pod: Pod) -> str | None:
     return None
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StartProblem:
+    """Why a bound pod's containers do not start: the Started condition's reason and message.
+
+    `container` is the container at fault (None: the pod's volumes), `volume` the volume that
+    cannot be mounted; `final`: it cannot heal (the job fails at once), else the kubelet
+    keeps trying and the job waits for it, within the start timeout.
+    """
+
+    reason: str
+    message: str
+    final: bool
+    container: str | None = None
+    volume: str | None = None
+
+
+# The kubelet's waiting reasons of a container that is starting normally.
+_STARTING: Final = frozenset({"ContainerCreating", "PodInitializing"})
+# Waiting reasons that no retry of the kubelet's can clear.
+FINAL: Final = frozenset({"InvalidImageName", "ErrImageNeverPull"})
+# A pull's error and the back-off after it alternate: one reason, so that the status is
+# written once, not at each turn.
+_PULL_FAILURES: Final = frozenset({"ErrImagePull", "ImagePullBackOff"})
+PULL_FAILED: Final = "ImagePullBackOff"
+FAILED_MOUNT: Final = "FailedMount"  # the kubelet's event reason
+# Before this long after its binding, a pod still creating its containers is not suspected
+# of a mount that fails (its events are not read): a normal start is done by then.
+MOUNT_GRACE: Final = datetime.timedelta(seconds=5)
+_VOLUME = re.compile(r'volume "([^"]+)"')
+
+
+def start_problem(pod: Pod, mount_failures: Sequence[str] = ()) -> StartProblem | None:
+    """Why the pod's containers do not start (None: they do, or nothing says otherwise).
+
+    `mount_failures`: the messages of the kubelet's FailedMount events of the pod, newest
+    last; they matter only while no container says more.
+    """
+    status = pod.get("status", {})
+    for container in (*status.get("initContainerStatuses", ()), *status.get("containerStatuses", ())):
+        waiting = container.get("state", {}).get("waiting") or {}
+        reason = waiting.get("reason")
+        if not reason or reason in _STARTING:
+            continue
+        said = _bounded(waiting.get("message") or reason)
+        image = container.get("image") or "?"
+        if reason in _PULL_FAILURES:
+            message = f"image {image} cannot be pulled: {said}"
+        elif reason in FINAL:
+            message = f"image {image} cannot be used ({reason}): {said}"
+        else:
+            message = f"container {container.get('name')} cannot start ({reason}): {said}"
+        return StartProblem(
+            reason=PULL_FAILED if reason in _PULL_FAILURES else str(reason),
+            message=message,
+            final=reason in FINAL,
+            container=str(container.get("name")),
+        )
+    if mount_failures and not finished(pod):
+        said = _bounded(mount_failures[-1])
+        volume = _VOLUME.search(said)
+        name = volume.group(1) if volume else None
+        return StartProblem(
+            reason=FAILED_MOUNT,
+            message=f"waiting for volume {name or '?'}: {said}",
+            final=False,
+            volume=name,
+        )
+    return None
+
+
+def may_fail_to_mount(pod: Pod, *, now: datetime.datetime) -> bool:
+    """Whether the pod, bound a while ago, still creates its containers: a volume that cannot
+    be mounted keeps a pod so, and only the kubelet's events say it (see `start_problem`)."""
+    if finished(pod) or terminating(pod) or phase(pod) != "Pending":
+        return False
+    bound = bound_at(pod)
+    if bound is None or now < bound + MOUNT_GRACE:
+        return False
+    status = pod.get("status", {})
+    containers = (*status.get("initContainerStatuses", ()), *status.get("containerStatuses", ()))
+    return all(
+        (c.get("state", {}).get("waiting") or {}).get("reason", "ContainerCreating") in _STARTING
+        for c in containers
+    )
+
+
+def _bounded(text: str) -> str:
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
+
+
+DISRUPTION_TARGET: Final = "DisruptionTarget"  # set by the apiserver on a pod it evicts or preempts
+
+
 def outcome(pod: Pod) -> Outcome | None:
     """How the pod ended, or None while it has not."""
+    ended = _outcome(pod)
+    return dataclasses.replace(ended, conditions=conditions(pod)) if ended else None
+
+
+def lost(pod_name: str, last_seen: Pod | None) -> Outcome:
+    """The outcome of a pod that vanished unfinished; `last_seen`: its last copy, if known."""
+    disrupted = _disruption(last_seen) if last_seen else None
+    if disrupted:
+        message = f"pod {pod_name} was evicted before it finished: {disrupted}"
+        reason = models.Reason.EVICTED
+    else:
+        message, reason = f"pod {pod_name} disappeared before it finished", models.Reason.POD_LOST
+    seen = conditions(last_seen) if last_seen else {}
+    return Outcome(reason=reason, message=message, exit_code=None, finished_at=None, conditions=seen)
+
+
+def conditions(pod: Pod) -> dict[str, str]:
+    return {str(c.get("type")): str(c.get("status")) for c in pod.get("status", {}).get("conditions", ())}
+
+
+def _disruption(pod: Pod) -> str | None:
+    """Why the apiserver disrupted the pod (its DisruptionTarget condition), if it did."""
+    for condition in pod.get("status", {}).get("conditions", ()):
+        if condition.get("type") == DISRUPTION_TARGET and condition.get("status") == "True":
+            said = ": ".join(
+                str(part) for part in (condition.get("reason"), condition.get("message")) if part
+            )
+            return _bounded(said or DISRUPTION_TARGET)
+    return None
+
+
+def _outcome(pod: Pod) -> Outcome | None:
     status = pod.get("status", {})
     main = _terminated(status.get("containerStatuses", ()), podspec.MAIN_CONTAINER)
     finished_at = main.get("finishedAt") if main else None
@@ -105,8 +233,10 @@ def outcome(pod: Pod) -> Outcome | None:
         )
     if phase(pod) != "Failed":
         return None
-    if status.get("reason") == "Evicted":
-        message = f"pod {name(pod)} was evicted: {status.get('message', '')}".rstrip(": ")
+    disrupted = _disruption(pod)
+    if status.get("reason") == "Evicted" or disrupted:
+        why = disrupted or status.get("message", "")
+        message = f"pod {name(pod)} was evicted: {why}".rstrip(": ")
         return Outcome(reason=models.Reason.EVICTED, message=message, exit_code=None, finished_at=finished_at)
     if main and main.get("exitCode") is not None:
         code = int(main["exitCode"])
@@ -123,9 +253,9 @@ def outcome(pod: Pod) -> Outcome | None:
         code = int(fetch["exitCode"])
         # The fetcher's own reason: the last line of its log (terminationMessagePolicy).
         said = (fetch.get("message") or "").strip().splitlines()[-1:]
-        why = said[0][:_MAX_REASON] if said else f"exit code {code}"
+        why = _bounded(said[0]) if said else f"exit code {code}"
         return Outcome(
-            reason=models.Reason.FAILED,
+            reason=models.Reason.START_FAILED,
             message=f"the working_dir could not be fetched: {why}",
             exit_code=code,
             finished_at=fetch.get("finishedAt"),

@@ -22,7 +22,7 @@ FETCH_CONTAINER: Final = "fetch-working-dir"
 WORKSPACE: Final = "/jobgate"  # an emptyDir: the working directory and pip's requirements file
 WORKING_DIR: Final = f"{WORKSPACE}/working_dir"
 _WORKSPACE_VOLUME: Final = "jobgate"
-_SOURCE_VOLUME: Final = "working-dir-source"
+SOURCE_VOLUME: Final = "working-dir-source"
 
 # $1 is the entrypoint, $2 the pip requirements (one per line, as in a requirements file, so
 # that options like --index-url work too). Both are data, never spliced into the script.
@@ -75,7 +75,7 @@ def render_pod(
         if source.host_path:
             pod_spec["volumes"].append(
                 {
-                    "name": _SOURCE_VOLUME,
+                    "name": SOURCE_VOLUME,
                     "hostPath": {"path": source.host_path, "type": "Directory"},
                 }
             )
@@ -170,7 +170,7 @@ def _fetch_container(
     mounts: list[dict[str, Any]] = [{"name": _WORKSPACE_VOLUME, "mountPath": WORKSPACE}]
     within = []
     if source.host_path:
-        mounts.append({"name": _SOURCE_VOLUME, "mountPath": workdir.MOUNTED_SOURCE, "readOnly": True})
+        mounts.append({"name": SOURCE_VOLUME, "mountPath": workdir.MOUNTED_SOURCE, "readOnly": True})
         within = ["--within", workdir.MOUNTED_SOURCE]  # the path must resolve inside the root
     strip = ["--strip-top-dir"] if source.strip_top_dir else []
     limits = config.working_dir.unpack_limits

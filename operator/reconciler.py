@@ -68,6 +68,9 @@ class Reconciler:
         # afresh for every handling was most of the operator's apiserver requests.
         self._jobs: cache.Newest[Key] = cache.Newest()
         self._pods: cache.Newest[_PodKey] = cache.Newest()
+        # The last copies of pods that left the watch, until their job is handled: a pod
+        # evicted and deleted is read as gone, and only this copy says it was evicted.
+        self._departed: dict[_PodKey, Mapping[str, Any]] = {}
 
     # -- what brings a job here (called from kopf's event loop: no blocking) -----------------
 
@@ -102,6 +105,7 @@ class Reconciler:
             # Its copy shows the pod before it finished (it left the watch, which streams
             # unfinished pods only), or before it was deleted: the pod is read afresh.
             self._pods.drop((ref.uid, pods.name(pod)))
+            self._departed[(ref.uid, pods.name(pod))] = pod
         elif event_type is None:
             self._pods.listed((ref.uid, pods.name(pod)), pod)  # a relist: the watch goes on from it
         else:
@@ -176,13 +180,24 @@ class Reconciler:
             # it came too: its last event may be from before a broken watch, and the pod may
             # have finished since.
             pod = self._read_pod(job, name) if name in looked else self._newest_pod(job, name)
+            last_seen = self._departed.pop((job.ref.uid, name), None)
             if pod is None and name != current:
                 continue  # an earlier attempt's pod, gone: nothing to tell
-            observed = lifecycle.PodGone() if pod is None else lifecycle.PodSeen(pod=pod)
+            observed = lifecycle.PodGone(last_seen=last_seen) if pod is None else self._seen(job, pod)
             after = self._carry_out(job, observed)
             if after is None:
                 return
             job = after  # what was written is the base of the next decision
+
+    def _seen(self, job: jobs.Job, pod: dict[str, Any]) -> lifecycle.PodSeen:
+        """The pod, with the kubelet's mount failures when it may be stuck on a volume."""
+        now = datetime.datetime.now(datetime.UTC)
+        if job.status.state.terminal or not pods.may_fail_to_mount(pod, now=now):
+            return lifecycle.PodSeen(pod=pod)
+        said = self._pod_api.event_messages(
+            job.ref.namespace, pod_uid=pods.uid(pod), reason=pods.FAILED_MOUNT
+        )
+        return lifecycle.PodSeen(pod=pod, mount_failures=tuple(said))
 
     def _read_job(self, ref: Key) -> jobs.Job | None:
         with self._jobs.requesting(ref) as answer:
@@ -211,11 +226,14 @@ class Reconciler:
         self._jobs.drop(job.ref)
         for attempt in range(1, job.status.attempts + 1):
             self._pods.drop((job.ref.uid, names.pod_name(job.ref.name, attempt)))
+            self._departed.pop((job.ref.uid, names.pod_name(job.ref.name, attempt)), None)
 
     def _forget(self, ref: Key) -> None:
         self._alarms.cancel(ref)
         self._errors.pop(ref, None)
         self._jobs.drop(ref)
+        for key in [key for key in self._departed if key[0] == ref.uid]:
+            self._departed.pop(key, None)
 
     def _carry_out(self, job: jobs.Job, observation: lifecycle.Observation) -> jobs.Job | None:
         """Decide and act; the Job as it is now (see `_act`)."""

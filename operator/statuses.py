@@ -22,7 +22,7 @@ def set_condition(
     *,
     kind: models.ConditionType,
     true: bool,
-    reason: models.Reason,
+    reason: str,
     message: str,
     now: datetime.datetime,
     restart: bool = False,

@@ -41,11 +41,13 @@ from jobgate.devcluster import LocalCluster
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO_ROOT / "crds" / "jobgate.io_jobs.yaml"
 # What the test operator is configured with, on top of the defaults (operator/README.md):
-# file:// working dirs are enabled (the seed's example uses one; kwok never mounts it), and
-# uploaded packages come from the API's usual local address.
+# file:// working dirs are enabled (the seed's example uses one; kwok never mounts it),
+# uploaded packages come from the API's usual local address, and a retry waits 1 s, 2 s, ...
+# (10 s, 20 s, ... by default).
 OPERATOR_ENV = {
     "JOBGATE_FILE_URI_ROOT": "/usr1/deploy",
     "JOBGATE_PACKAGE_BASE_URL": "http://127.0.0.1:8265",
+    "JOBGATE_RETRY_BACKOFF_SECONDS": "1",
 }
 LOG_LINES_ON_FAILURE = 200
 

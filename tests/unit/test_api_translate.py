@@ -172,3 +172,46 @@ def test_the_manifest_names_and_labels_the_job() -> None:
 )
 def test_spec_fields_are_named_as_the_request_names_them(loc: tuple[str, ...], field: str) -> None:
     assert translate.request_field(loc) == field
+
+
+FAIL_ON_42 = '{"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]}'
+
+
+def test_retries_come_from_the_metadata_in_both_dialects() -> None:
+    metadata = {crd.METADATA_MAX_ATTEMPTS: "3", crd.METADATA_POD_FAILURE_POLICY: FAIL_ON_42}
+    for spec in (seed_spec(metadata=metadata), ray_spec(metadata=metadata)):
+        assert spec.max_attempts == 3
+        assert spec.pod_failure_policy is not None
+        assert spec.pod_failure_policy.rules[0].action == crd.RetryAction.FAIL_JOB
+        assert spec.metadata == metadata  # kept, and echoed back, as any metadata
+    assert (ray_spec().max_attempts, ray_spec().pod_failure_policy) == (1, None)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "said"),
+    [
+        ({crd.METADATA_MAX_ATTEMPTS: "x"}, 'metadata.jobgate.io/max-attempts must be an integer, got "x"'),
+        (
+            {crd.METADATA_MAX_ATTEMPTS: "1000"},
+            'metadata.jobgate.io/max-attempts must be less than or equal to 100, got "1000"',
+        ),
+        (
+            {crd.METADATA_POD_FAILURE_POLICY: "{rules"},
+            "metadata.jobgate.io/pod-failure-policy must be a JSON podFailurePolicy",
+        ),
+        (
+            {crd.METADATA_POD_FAILURE_POLICY: '{"rules": [{"action": "Retry"}]}'},
+            "metadata.jobgate.io/pod-failure-policy.rules.0 a rule has exactly one of onExitCodes and "
+            "onPodConditions",
+        ),
+        (
+            {crd.METADATA_POD_FAILURE_POLICY: '{"rules": [{"action": "Again", "onExitCodes": {}}]}'},
+            "metadata.jobgate.io/pod-failure-policy.rules.0.action must be 'FailJob', 'Retry' or 'Ignore'",
+        ),
+    ],
+    ids=["not-a-number", "too-many", "not-json", "no-matcher", "unknown-action"],
+)
+def test_a_bad_retry_policy_is_refused_naming_the_metadata_key(metadata: dict[str, str], said: str) -> None:
+    with pytest.raises(errors.InvalidRequestError) as refused:
+        ray_spec(metadata=metadata)
+    assert str(refused.value).startswith(said), str(refused.value)

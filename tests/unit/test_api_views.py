@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from jobgate.api import views
 from jobgate.core import jobs
 
@@ -102,3 +104,15 @@ def test_milliseconds_are_exact() -> None:
     assert views.milliseconds("2025-01-02T03:04:05.999999Z") == 1735787045999
     assert views.milliseconds("2025-01-02T04:04:05+01:00") == 1735787045000
     assert views.milliseconds(None) is None
+
+
+def test_rays_dialect_names_a_failure_as_rays_server_does() -> None:
+    def as_sent(details: type[views.models.JobDetails], **status: Any) -> Any:
+        return TypeAdapter(details).dump_python(show(with_status(**status)), mode="json")["error_type"]
+
+    ray, seed = views.models.RayJobDetails, views.models.JobDetails
+    assert as_sent(ray, state="FAILED", errorType="StartFailed") == "RUNTIME_ENV_SETUP_FAILURE"
+    assert as_sent(ray, state="FAILED", errorType="Failed") == "JOB_ENTRYPOINT_COMMAND_ERROR"
+    assert as_sent(ray, state="FAILED", errorType="SomethingNew") == "JOB_SUPERVISOR_ACTOR_UNKNOWN_FAILURE"
+    assert as_sent(ray, state="STOPPED", errorType="Stopped") is None  # Ray gives a stop no error type
+    assert as_sent(seed, state="FAILED", errorType="StartFailed") == "StartFailed"

@@ -10,7 +10,7 @@ import pytest
 
 from jobgate.core import jobs
 from jobgate.crds import models
-from jobgate.operator import config, lifecycle
+from jobgate.operator import config, lifecycle, pods, retries, statuses
 
 T0 = datetime.datetime(2025, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
 CONFIG = config.Config()
@@ -233,7 +233,7 @@ def test_a_non_zero_exit_fails_the_job_with_its_exit_code() -> None:
             "the working_dir could not be fetched: working_dir src.zip: HTTP 404 from https://example.com/src.zip",
         ),
         ("", "the working_dir could not be fetched: exit code 1"),
-        ("x" * 5000, "the working_dir could not be fetched: " + "x" * 500),
+        ("x" * 5000, "the working_dir could not be fetched: " + "x" * 499 + "…"),
     ],
     ids=["its-reason", "no-reason", "bounded"],
 )
@@ -245,7 +245,8 @@ def test_a_working_dir_that_cannot_be_fetched_fails_with_the_fetchers_reason(sai
     ]
     view = started()
     view = apply(view, run(view, lifecycle.PodSeen(pod=failed), at(9))[0])
-    assert (view.status.state, view.status.error_type, view.status.message) == ("FAILED", "Failed", message)
+    assert (view.status.state, view.status.error_type) == ("FAILED", "StartFailed")
+    assert view.status.message == message
 
 
 def test_an_evicted_pod_fails_the_job_as_evicted() -> None:
@@ -266,44 +267,147 @@ def test_a_pod_that_vanishes_unfinished_is_lost() -> None:
 # -- retries --------------------------------------------------------------------------------------
 
 
-def test_a_failed_attempt_is_retried_with_a_new_pod_until_the_attempts_run_out() -> None:
+def test_a_failed_attempt_is_retried_after_a_backoff_until_the_attempts_run_out() -> None:
     view = started(maxAttempts=2)
-    act, created = run(view, lifecycle.PodSeen(pod=pod(phase="Failed", node="n", exit_code=3)), at(5))
+    failed = lifecycle.PodSeen(pod=pod(phase="Failed", node="n", exit_code=3))
+    act, created = run(view, failed, at(5))
+    assert created == []
+    view = apply(view, act)
+    said = "Job entrypoint command failed with exit code 3 (attempt 1 of 2)"
+    assert (view.status.state, view.status.attempts, view.status.failed_attempts) == ("PENDING", 1, 1)
+    assert view.status.message == f"{said}; attempt 2 of 2 in 10 s"
+    assert act.wake_at == at(15)  # the Job controller's 10 s
+    (failure,) = view.status.failures
+    assert failure.retry_at == "2025-01-02T03:04:20.000Z"
+    assert (failure.attempt, failure.pod_name, failure.exit_code, failure.reason, failure.action) == (
+        1,
+        "app-1-1",
+        3,
+        "Failed",
+        "Retry",
+    )
+    # Looked at again before it is due: nothing to do, nothing counted twice.
+    early, created = run(view, failed, at(10))
+    assert (early, created) == (lifecycle.Act(wake_at=at(15)), [])
+
+    act, created = run(view, failed, at(15))
     assert created == [2]
     view = apply(view, act)
     assert (view.status.state, view.status.attempts, view.status.pod_name) == ("PENDING", 2, "app-1-2")
-    assert view.status.exit_code is None
-    assert view.status.node_name is None
+    assert (view.status.exit_code, view.status.node_name) == (None, None)
     assert view.status.start_time == "2025-01-02T03:04:05.000Z"  # the job's start, not the attempt's
-    assert condition(view, models.ConditionType.SCHEDULED).last_transition_time == "2025-01-02T03:04:10.000Z"
+    assert condition(view, models.ConditionType.SCHEDULED).last_transition_time == "2025-01-02T03:04:20.000Z"
     (retrying,) = act.events
     assert retrying.reason == "Retrying"
-    assert "exit code 3 (attempt 1 of 2)" in retrying.message
-    assert "created pod app-1-2 (attempt 2 of 2)" in retrying.message
+    assert retrying.message == f"{said}; created pod app-1-2 (attempt 2 of 2)"
 
-    act, created = run(view, lifecycle.PodSeen(pod=pod(2, phase="Failed", node="n", exit_code=4)), at(9))
+    act, created = run(view, lifecycle.PodSeen(pod=pod(2, phase="Failed", node="n", exit_code=4)), at(29))
     assert created == []
     view = apply(view, act)
     assert (view.status.state, view.status.exit_code) == ("FAILED", 4)
     assert view.status.message == "Job entrypoint command failed with exit code 4 (attempt 2 of 2)"
+    assert [f.attempt for f in view.status.failures] == [1, 2]
+
+
+def retried(view: jobs.Job, failed: dict[str, Any], seconds: float) -> jobs.Job:
+    """The job after `failed` (its current pod) failed and the next attempt's pod was made."""
+    view = apply(view, run(view, lifecycle.PodSeen(pod=failed), at(seconds))[0])
+    retry_at = view.status.failures[-1].retry_at
+    assert retry_at is not None
+    due = (statuses.parse_time(retry_at) - T0).total_seconds()
+    act, created = run(view, lifecycle.PodSeen(pod=failed), at(due))
+    assert created == [view.status.attempts + 1]
+    return apply(view, act)
+
+
+def test_the_backoff_doubles_per_counted_failure_up_to_six_minutes() -> None:
+    assert [retries.backoff(n, base_seconds=10).total_seconds() for n in (1, 2, 3, 6, 7, 50)] == [
+        10,
+        20,
+        40,
+        320,
+        360,
+        360,
+    ]
+    assert retries.backoff(3, base_seconds=0) == datetime.timedelta()
 
 
 def test_an_earlier_attempts_pod_is_only_ever_deleted_if_alive() -> None:
-    view = apply(
-        started(maxAttempts=3),
-        run(started(maxAttempts=3), lifecycle.PodSeen(pod=pod(phase="Failed", node="n", exit_code=1)), at(5))[
-            0
-        ],
-    )
+    view = retried(started(maxAttempts=3), pod(phase="Failed", node="n", exit_code=1), 5)
     assert view.status.attempts == 2
     stale = lifecycle.decide(
-        view, lifecycle.PodSeen(pod=pod(1, phase="Running", node="n")), now=at(6), config=CONFIG
+        view, lifecycle.PodSeen(pod=pod(1, phase="Running", node="n")), now=at(16), config=CONFIG
     )
     assert stale == lifecycle.Act(
         delete_pod=lifecycle.PodToDelete(name="app-1-1", uid="pod-uid-1", resource_version="100")
     )
-    done = lifecycle.decide(view, lifecycle.PodSeen(pod=pod(1, phase="Failed")), now=at(6), config=CONFIG)
+    done = lifecycle.decide(view, lifecycle.PodSeen(pod=pod(1, phase="Failed")), now=at(16), config=CONFIG)
     assert done == lifecycle.Act()
+
+
+EXIT_42_FAILS = {"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]}
+EVICTION_IGNORED = {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
+
+
+def test_an_exit_code_rule_with_failjob_ends_the_job_at_once() -> None:
+    view = started(maxAttempts=3, podFailurePolicy=EXIT_42_FAILS)
+    act, created = run(view, lifecycle.PodSeen(pod=pod(phase="Failed", node="n", exit_code=42)), at(5))
+    view = apply(view, act)
+    assert created == []
+    assert (view.status.state, view.status.attempts, view.status.failed_attempts) == ("FAILED", 1, 1)
+    assert view.status.message == (
+        "Job entrypoint command failed with exit code 42 (attempt 1 of 3; podFailurePolicy rule 1: FailJob)"
+    )
+    assert [(f.action, f.rule) for f in view.status.failures] == [("FailJob", 1)]
+    # Another exit code matches no rule: retried.
+    view = started(maxAttempts=3, podFailurePolicy=EXIT_42_FAILS)
+    other = run(view, lifecycle.PodSeen(pod=pod(phase="Failed", node="n", exit_code=1)), at(5))[0]
+    assert apply(view, other).status.state == "PENDING"
+
+
+def running(**spec: Any) -> jobs.Job:
+    view = started(**spec)
+    return apply(view, run(view, lifecycle.PodSeen(pod=pod(phase="Running", node="n")), at(1))[0])
+
+
+def disrupted(attempt: int = 1) -> dict[str, Any]:
+    """The pod as the apiserver left it when it evicted it (its last watch event)."""
+    made = pod(attempt, phase="Running", node="n", deleting=True)
+    made["status"]["conditions"] = [
+        {
+            "type": "DisruptionTarget",
+            "status": "True",
+            "reason": "EvictionByEvictionAPI",
+            "message": "Eviction API: evicting",
+        }
+    ]
+    return made
+
+
+def test_an_eviction_with_ignore_retries_at_once_without_counting() -> None:
+    view = running(maxAttempts=1, podFailurePolicy=EVICTION_IGNORED)
+    act, created = run(view, lifecycle.PodGone(last_seen=disrupted()), at(5))
+    assert created == [2]
+    view = apply(view, act)
+    assert (view.status.state, view.status.attempts, view.status.failed_attempts) == ("PENDING", 2, 0)
+    (failure,) = view.status.failures
+    assert (failure.reason, failure.action, failure.rule) == ("Evicted", "Ignore", 1)
+    assert failure.message == (
+        "pod app-1-1 was evicted before it finished: EvictionByEvictionAPI: Eviction API: evicting "
+        "(not counted; podFailurePolicy rule 1: Ignore)"
+    )
+    # Without the rule, the same eviction counts, and with one attempt ends the job.
+    ended = apply(running(), run(running(), lifecycle.PodGone(last_seen=disrupted()), at(5))[0])
+    assert (ended.status.state, ended.status.error_type) == ("FAILED", "Evicted")
+
+
+def test_a_stop_during_the_backoff_stops_the_job_without_a_new_pod() -> None:
+    failed = lifecycle.PodSeen(pod=pod(phase="Failed", node="n", exit_code=3))
+    view = started(maxAttempts=2)
+    view = apply(view, run(view, failed, at(5))[0])
+    act, created = run(stopped(view), failed, at(7))
+    assert created == []
+    assert apply(view, act).status.state == "STOPPED"
 
 
 def test_a_pod_created_before_a_crash_is_adopted() -> None:
@@ -543,3 +647,103 @@ def test_a_pod_just_bound_is_written_once_it_runs_or_a_moment_later() -> None:
     act = lifecycle.decide(job(), lifecycle.PodSeen(pod=bound), now=at(2), config=CONFIG)
     assert isinstance(act, lifecycle.Act)
     assert condition(apply(job(), act), models.ConditionType.SCHEDULED).reason == "Scheduled"
+
+
+# -- pods that cannot start ----------------------------------------------------------------------
+
+PULL_SAYS = (
+    'failed to pull and unpack image "docker.io/library/nope:1": failed to resolve reference: '
+    "pull access denied, repository does not exist or may require authorization"
+)
+MOUNT_SAYS = (
+    'MountVolume.SetUp failed for volume "working-dir-source" : hostPath type check failed: '
+    "/usr1/deploy is not a directory"
+)
+
+
+def bound_pod(*waiting: tuple[str, str, str], init: bool = False) -> dict[str, Any]:
+    """The first attempt's pod, bound at(1), its containers waiting: (name, reason, message)."""
+    made = pod(node="real-0")
+    made["status"]["conditions"] = [
+        {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2025-01-02T03:04:06Z"}
+    ]
+    statuses = [
+        {"name": name, "image": "nope:1", "state": {"waiting": {"reason": reason, "message": message}}}
+        for name, reason, message in waiting
+    ]
+    made["status"]["initContainerStatuses" if init else "containerStatuses"] = statuses
+    return made
+
+
+def decided(view: jobs.Job, seen: lifecycle.Observation, seconds: float) -> lifecycle.Act:
+    act = lifecycle.decide(view, seen, now=at(seconds), config=CONFIG)
+    assert isinstance(act, lifecycle.Act)
+    return act
+
+
+def test_an_image_that_cannot_be_pulled_keeps_the_job_pending_then_fails_it_and_its_pod_goes() -> None:
+    view = started(runtimeEnv={"image_uri": "nope:1"})
+    pulling = lifecycle.PodSeen(pod=bound_pod(("job", "ErrImagePull", PULL_SAYS)))
+    act = decided(view, pulling, 3)
+    view = apply(view, act)
+    said = f"runtime_env.image_uri: image nope:1 cannot be pulled: {PULL_SAYS}"
+    started_condition = condition(view, models.ConditionType.STARTED)
+    assert (started_condition.status, started_condition.reason, started_condition.message) == (
+        "False",
+        "ImagePullBackOff",
+        said,
+    )
+    assert (view.status.state, view.status.message) == ("PENDING", f"pod app-1-1 cannot start yet: {said}")
+    assert [(e.type, e.reason, e.message) for e in act.events] == [("Warning", "ImagePullBackOff", said)]
+    assert act.wake_at == at(3 + CONFIG.start_timeout_seconds)
+
+    # The kubelet backs off and tries again: nothing new to write.
+    backing_off = bound_pod(("job", "ImagePullBackOff", 'Back-off pulling image "nope:1"'))
+    assert decided(view, lifecycle.PodSeen(pod=backing_off), 20).status is None
+
+    act = decided(view, lifecycle.PodSeen(pod=backing_off), 3 + CONFIG.start_timeout_seconds)
+    view = apply(view, act)
+    assert (view.status.state, view.status.error_type) == ("FAILED", "StartFailed")
+    assert view.status.message == f"the job could not start within {CONFIG.start_timeout_seconds} s: {said}"
+    assert act.delete_pod == lifecycle.PodToDelete(name="app-1-1", uid="pod-uid-1", resource_version="100")
+    assert reasons(act) == ["StartFailed"]
+
+
+def test_an_invalid_image_name_fails_the_job_at_once() -> None:
+    view = started()
+    invalid = bound_pod(("job", "InvalidImageName", 'couldn\'t parse image name "Nope::1"'))
+    act = decided(view, lifecycle.PodSeen(pod=invalid), 2)
+    view = apply(view, act)
+    assert (view.status.state, view.status.error_type) == ("FAILED", "StartFailed")
+    assert view.status.message.startswith(
+        "the job cannot start: the deployment's JOBGATE_IMAGE: image nope:1 cannot be used (InvalidImageName)"
+    )
+    assert act.delete_pod is not None
+
+
+def test_a_volume_that_cannot_be_mounted_is_found_in_the_kubelets_events() -> None:
+    view = started(runtimeEnv={"working_dir": "https://example.com/src.zip"})
+    stuck = bound_pod(("fetch-working-dir", "PodInitializing", ""), init=True)
+    # Just bound: looked at again once a normal start would be over.
+    assert decided(view, lifecycle.PodSeen(pod=stuck), 2).wake_at == at(1) + pods.MOUNT_GRACE
+    assert pods.may_fail_to_mount(stuck, now=at(7))
+    act = decided(view, lifecycle.PodSeen(pod=stuck, mount_failures=("older", MOUNT_SAYS)), 7)
+    view = apply(view, act)
+    said = f"runtime_env.working_dir: waiting for volume working-dir-source: {MOUNT_SAYS}"
+    assert condition(view, models.ConditionType.STARTED).reason == "FailedMount"
+    assert view.status.message == f"pod app-1-1 cannot start yet: {said}"
+    assert act.wake_at == at(7) + lifecycle.MOUNT_POLL
+    # Its events not read this time: what was said stands.
+    assert decided(view, lifecycle.PodSeen(pod=stuck), 17).status is None
+    act = decided(view, lifecycle.PodSeen(pod=stuck), 7 + CONFIG.start_timeout_seconds)
+    assert apply(view, act).status.error_type == "StartFailed"
+
+
+def test_a_pod_that_starts_after_all_runs_and_says_so() -> None:
+    view = started()
+    view = apply(view, decided(view, lifecycle.PodSeen(pod=bound_pod(("job", "ErrImagePull", PULL_SAYS))), 3))
+    running = pod(phase="Running", node="real-0")
+    view = apply(view, decided(view, lifecycle.PodSeen(pod=running), 30))
+    assert view.status.state == "RUNNING"
+    assert condition(view, models.ConditionType.STARTED).status == "True"
+    assert decided(view, lifecycle.PodSeen(pod=running), 200).status is None  # no start timeout left

@@ -215,3 +215,24 @@ def test_the_cli_stops_and_deletes(cli: dict[str, str]) -> None:
     missing = ray_cli(cli, "status", "cli-long")
     assert missing.returncode != 0
     assert "does not exist" in missing.stdout + missing.stderr
+
+
+def test_retries_are_asked_for_in_the_metadata(ray: JobSubmissionClient) -> None:
+    """Ray has no retry fields: two documented metadata keys carry them (README)."""
+    policy = '{"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]}'
+    metadata = {
+        "jobgate.io/max-attempts": "3",
+        "jobgate.io/pod-failure-policy": policy,
+        "fake-exit-code": "42",
+    }
+    submission_id = ray.submit_job(entrypoint="python main.py", metadata=metadata)
+    assert wait_terminal(ray, submission_id) == JobStatus.FAILED
+    info = ray.get_job_info(submission_id)
+    assert (info.error_type, info.driver_exit_code, info.metadata) == (
+        "JOB_ENTRYPOINT_COMMAND_ERROR",
+        42,
+        metadata,
+    )
+    assert info.message == (
+        "Job entrypoint command failed with exit code 42 (attempt 1 of 3; podFailurePolicy rule 1: FailJob)"
+    )

@@ -82,6 +82,14 @@ def test_the_edges_are_accepted(stored_api: ApiServer, tenant: str, fields: dict
         ),
         ({"runtime_env": {"working_dir": "x", "pip": "numpy"}}, "runtime_env.pip must be a list"),
         ({"metadata": {"a": 1}}, "metadata.a must be a string, got 1"),
+        (
+            {"metadata": {"jobgate.io/max-attempts": "0"}},
+            'metadata.jobgate.io/max-attempts must be greater than or equal to 1, got "0"',
+        ),
+        (
+            {"metadata": {"jobgate.io/pod-failure-policy": '{"rules": []}'}},
+            "metadata.jobgate.io/pod-failure-policy.rules must have at least 1 item",
+        ),
         ({"entrypoint_num_cpus": "3"}, 'entrypoint_num_cpus must be a number, got "3"'),
         ({"entrypoint_num_cpus": True}, "entrypoint_num_cpus must be a number, got true"),
         ({"entrypoint_memory": 134217728.5}, "entrypoint_memory must be an integer"),

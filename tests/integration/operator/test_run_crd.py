@@ -30,6 +30,22 @@ def test_an_invalid_job_is_refused_naming_the_field(jobs: Jobs, kubectl: Kubectl
     error = apply(kubectl, tmp_path, jobs.namespace, {"entrypoint": "", "poolLabels": ["bad label!"]})
     assert "spec.entrypoint" in error
     assert "spec.poolLabels[0]" in error
+    # The CEL rules are checked only on an object that has passed the schema: one at a time.
+    matchers = {"onExitCodes": {"operator": "In", "values": [1]}}
+    for rule, said in [
+        (
+            {"action": "Retry", **matchers, "onPodConditions": [{"type": "DisruptionTarget"}]},
+            'spec.podFailurePolicy.rules[0]: Invalid value: "object": a rule has exactly one of '
+            "onExitCodes and onPodConditions",
+        ),
+        (
+            {"action": "Again", **matchers},
+            'spec.podFailurePolicy.rules[0].action: Unsupported value: "Again"',
+        ),
+    ]:
+        spec = {"entrypoint": "x", "podFailurePolicy": {"rules": [rule]}}
+        error = apply(kubectl, tmp_path, jobs.namespace, spec)
+        assert said in error, error
     assert not jobs.exists("j")
 
 

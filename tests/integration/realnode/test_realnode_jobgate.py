@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 import yaml
+from apiprocess import ApiServer, delete_tenant_namespace
 from kubernetes import client
+from ray.job_submission import JobDetails, JobStatus, JobSubmissionClient
 from waiting import eventually
 
 from jobgate.crds import models
@@ -29,6 +31,11 @@ pytestmark = pytest.mark.cluster
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CRD_FILE = REPO_ROOT / "crds" / "jobgate.io_jobs.yaml"
 BOUND = 120.0  # seconds for a job to finish: real containers start on the real node
+START_TIMEOUT = 10  # the operator's JOBGATE_START_TIMEOUT_SECONDS here (120 by default)
+# A tenant whose file:// root is not on the node: its pods cannot mount it.
+GHOST_TENANT, GHOST_ROOT = "ghost", "/nonexistent/jobgate-root"
+# Nothing listens there: a pull fails at once, without reaching past this machine.
+ABSENT_IMAGE = "127.0.0.1:9/jobgate/absent:1"
 
 
 def _free_port() -> int:
@@ -80,6 +87,8 @@ def real_operator(
         "PYTHONSAFEPATH": "1",
         "JOBGATE_IMAGE": nodeimages.job_image_ref(),
         "JOBGATE_FILE_URI_ROOT": str(workdir_root),
+        "JOBGATE_FILE_URI_ROOTS": f"{GHOST_TENANT}={GHOST_ROOT}",
+        "JOBGATE_START_TIMEOUT_SECONDS": str(START_TIMEOUT),
         "JOBGATE_OPERATOR_LIVENESS": f"http://127.0.0.1:{port}/healthz",
     }
     with log_path.open("ab") as log:
@@ -185,7 +194,7 @@ def test_a_file_working_dir_never_reaches_past_its_root_on_the_node(
         runtimeEnv={"working_dir": f"file://{workdir_root / name}"},
     )
     status = job["status"]
-    assert (status["state"], status["errorType"]) == ("FAILED", "Failed"), status
+    assert (status["state"], status["errorType"]) == ("FAILED", "StartFailed"), status
     assert status["message"].startswith(f"the working_dir could not be fetched: {why}"), status
 
 
@@ -206,3 +215,96 @@ def test_a_job_past_its_memory_is_oom_killed_and_failed(
     assert status["state"] == "FAILED", status
     assert status["exitCode"] == 137
     assert "OOMKilled" in status["message"]
+
+
+def _pod_gone(kube: client.ApiClient, namespace: str, name: str) -> bool:
+    try:
+        pod = client.CoreV1Api(kube).read_namespaced_pod(name, namespace)
+    except client.ApiException as err:
+        if err.status == 404:
+            return True
+        raise
+    return pod.metadata.deletion_timestamp is not None
+
+
+def test_an_image_that_cannot_be_pulled_fails_the_job_within_the_start_timeout(
+    real_kube: client.ApiClient, real_namespace: str, real_operator: None
+) -> None:
+    job = _run_job(real_kube, real_namespace, entrypoint="true", runtimeEnv={"image_uri": ABSENT_IMAGE})
+    status = job["status"]
+    assert (status["state"], status["errorType"]) == ("FAILED", "StartFailed"), status
+    assert status["message"].startswith(
+        f"the job could not start within {START_TIMEOUT} s: "
+        f"runtime_env.image_uri: image {ABSENT_IMAGE} cannot be pulled: "
+    ), status
+    started = next(c for c in status["conditions"] if c["type"] == "Started")
+    assert (started["status"], started["reason"]) == ("False", "ImagePullBackOff")
+    eventually(lambda: _pod_gone(real_kube, real_namespace, status["podName"]), message="the pod to go")
+
+
+def test_an_invalid_image_name_fails_the_job_at_once(
+    real_kube: client.ApiClient, real_namespace: str, real_operator: None
+) -> None:
+    job = _run_job(real_kube, real_namespace, entrypoint="true", runtimeEnv={"image_uri": "Not:A:Valid:Name"})
+    status = job["status"]
+    assert (status["state"], status["errorType"]) == ("FAILED", "StartFailed"), status
+    said = "runtime_env.image_uri: image Not:A:Valid:Name cannot be used (InvalidImageName)"
+    assert status["message"].startswith(f"the job cannot start: {said}"), status
+
+
+def test_a_file_root_missing_on_the_node_fails_the_job_naming_the_path(
+    real_kube: client.ApiClient, real_namespace: str, real_operator: None
+) -> None:
+    job = _run_job(
+        real_kube,
+        real_namespace,
+        entrypoint="true",
+        tenant=GHOST_TENANT,
+        runtimeEnv={"working_dir": f"file://{GHOST_ROOT}/file.zip"},
+    )
+    status = job["status"]
+    assert (status["state"], status["errorType"]) == ("FAILED", "StartFailed"), status
+    prefix = f"the job could not start within {START_TIMEOUT} s: runtime_env.working_dir: waiting for volume "
+    assert status["message"].startswith(prefix), status
+    assert GHOST_ROOT in status["message"], status
+
+
+@pytest.fixture(scope="module")
+def real_api(real_cluster: LocalCluster, real_operator: None, workdir_root: Path) -> Iterator[ApiServer]:
+    """The API on the real-node cluster, configured as the operator is."""
+    server = ApiServer(
+        name="realnode",
+        kubeconfig=real_cluster.kubeconfig,
+        workdir=real_cluster.state_dir / "logs",
+        env={"JOBGATE_FILE_URI_ROOT": str(workdir_root)},
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_both_dialects_say_why_a_job_could_not_start(
+    real_api: ApiServer, real_kube: client.ApiClient
+) -> None:
+    """Ray's client sees Ray's own error type; the seed dialect the operator's reason."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    ray = JobSubmissionClient(
+        f"{real_api.url}/ray", headers={"X-Tenant-Id": tenant, "X-Pool-Label": realnode.POOL_SELECTOR_LABEL}
+    )
+    try:
+        submission_id = ray.submit_job(entrypoint="true", runtime_env={"image_uri": "Not:A:Valid:Name"})
+
+        def ended() -> JobDetails | None:
+            info = ray.get_job_info(submission_id)
+            return info if info.status.is_terminal() else None
+
+        info = eventually(ended, timeout=BOUND, message=f"job {submission_id} to end")
+        assert (info.status, info.error_type) == (JobStatus.FAILED, "RUNTIME_ENV_SETUP_FAILURE")
+        assert "image Not:A:Valid:Name cannot be used (InvalidImageName)" in (info.message or "")
+        with real_api.client(tenant) as seed:
+            job = seed.get(f"/api/jobs/{submission_id}").json()
+        assert (job["status"], job["error_type"], job["message"]) == ("FAILED", "StartFailed", info.message)
+    finally:
+        delete_tenant_namespace(real_kube, tenant)

@@ -16,7 +16,7 @@ from waiting import TIMEOUT, eventually
 
 from jobgate.api import config, tenancy
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 # The operator's deployment settings that decide which working_dir sources a job may use
 # (tests/integration/conftest.py starts the operator with the same): the API must refuse
 # exactly what the operator could not run, so it is configured alike.
