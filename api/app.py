@@ -16,10 +16,10 @@ from typing import Any
 import fastapi
 from fastapi.openapi.utils import get_openapi
 
-from jobgate.api import errors, index, limits, logscope, metrics, packages, service, store
+from jobgate.api import crosssite, errors, index, limits, logscope, metrics, packages, service, store
 from jobgate.api.config import Settings
+from jobgate.api.routers import docs, ray, seed, system
 from jobgate.api.routers import packages as package_routes
-from jobgate.api.routers import ray, seed, system
 
 DESCRIPTION = """\
 Submit jobs that run as pods on Kubernetes, in two dialects:
@@ -57,6 +57,8 @@ def create_app(settings: Settings, *, kube: store.Store | None = None) -> fastap
         version=importlib.metadata.version("jobgate"),
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served from here (routers/docs.py): no CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.jobs = service.Jobs(kube=kube, waiters=index.Waiters(kube.jobs), settings=settings)
@@ -64,12 +66,14 @@ def create_app(settings: Settings, *, kube: store.Store | None = None) -> fastap
     app.state.metrics = metrics.Metrics(kube=kube)
     app.add_middleware(limits.BodyLimit, default=settings.max_body_bytes, uploads=settings.max_package_bytes)
     app.add_middleware(metrics.Middleware, metrics=app.state.metrics)
+    app.add_middleware(crosssite.CrossSiteGuard, allowed_origins=settings.allowed_origins)
     app.add_middleware(logscope.JobLogScope)  # added last: outermost
     errors.install(app)
     app.include_router(seed.router)
     app.include_router(ray.router)
     app.include_router(package_routes.router)
     app.include_router(system.router)
+    docs.install(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -75,6 +76,9 @@ class Settings(policy.JobPolicy):
     max_package_bytes: int = pydantic.Field(default=DEFAULT_MAX_PACKAGE_BYTES, ge=1)
     log_limit_bytes: int = pydantic.Field(default=DEFAULT_LOG_LIMIT_BYTES, ge=1)
     max_connections: int = pydantic.Field(default=DEFAULT_MAX_CONNECTIONS, ge=1)
+    # Origins (scheme://host[:port]) whose pages may change things here besides the API's own
+    # (a dashboard served elsewhere, say): every other cross-site request is refused.
+    allowed_origins: Annotated[tuple[str, ...], pydantic_settings.NoDecode] = ()
     log_format: logs.FormatSetting = logs.Format.TEXT
 
     @pydantic.field_validator("default_tenant")
@@ -86,6 +90,18 @@ class Settings(policy.JobPolicy):
     @classmethod
     def _pools(cls, value: Any) -> Any:
         return pools.parse(value) if isinstance(value, str) else value
+
+    @pydantic.field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        origins = tuple(item.strip().rstrip("/") for item in value.split(",") if item.strip())
+        for origin in origins:
+            parts = urllib.parse.urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+                raise ValueError(f"expected scheme://host[:port] origins, got {origin!r}")
+        return origins
 
     @pydantic.field_validator("tokens", mode="before")
     @classmethod

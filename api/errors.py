@@ -68,6 +68,12 @@ class ForbiddenError(ApiError):
     status = 403
 
 
+class CrossSiteError(ApiError):
+    """A browser's request from another site, to a route that changes something (see crosssite)."""
+
+    status = 403
+
+
 class UnavailableError(ApiError):
     """Kubernetes cannot be reached, or the job cache is not filled yet: try again."""
 

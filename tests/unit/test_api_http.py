@@ -20,6 +20,7 @@ with warnings.catch_warnings():
     # Starlette would rather its TestClient ran on `httpx2`, which the test environment lacks.
     warnings.simplefilter("ignore", UserWarning)
     from fastapi.testclient import TestClient
+    from starlette.websockets import WebSocketDisconnect
 
 from jobgate.api import app, config, index, store, tenancy
 from jobgate.core import client
@@ -234,3 +235,59 @@ def test_metrics_count_requests_by_route_template(http: TestClient) -> None:
         assert f"jobgate_api_requests_total{{{labels}}} 1.0" in metrics
     assert 'jobgate_api_jobs{state="SUCCEEDED"} 2.0' in metrics
     assert "jobgate_api_ready 0.0" in metrics  # the watch never ran here
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}],
+    ids=["origin", "sec-fetch-site", "sandboxed"],
+)
+def test_a_browsers_cross_site_request_that_changes_something_is_refused(
+    http: TestClient, headers: dict[str, str]
+) -> None:
+    refused = http.post("/api/jobs", content=b"{}", headers={"X-Tenant-Id": "acme", **headers})
+    assert refused.status_code == 403
+    assert "refused" in refused.json()
+    assert "JOBGATE_ALLOWED_ORIGINS" in refused.json()
+    ray = http.delete("/ray/api/jobs/raysubmit_X", headers={"X-Tenant-Id": "acme", **headers})
+    assert (ray.status_code, ray.headers["content-type"]) == (403, "text/plain; charset=utf-8")
+    # Reads change nothing: a page may read what its user may (CORS keeps the answer from it).
+    assert http.get("/api/jobs/app-a1", headers={"X-Tenant-Id": "acme", **headers}).status_code == 200
+
+
+def test_the_apis_own_pages_non_browsers_and_allowed_origins_pass(tmp_path: Path) -> None:
+    http = make_client(tmp_path, allowed_origins=("http://dash.example",))
+    for headers in (
+        {},  # curl, Ray's client, kubectl
+        {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"},
+        {"Origin": "http://dash.example", "Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "none"},  # typed by the user
+    ):
+        # 400: past the guard, refused by the validation (an empty body is not a job).
+        assert http.post("/api/jobs", content=b"{}", headers=headers).status_code == 400, headers
+
+
+def test_a_cross_site_log_tail_is_refused(http: TestClient) -> None:
+    with (
+        pytest.raises(WebSocketDisconnect) as closed,
+        http.websocket_connect(
+            "/ray/api/jobs/raysubmit_X/logs/tail", headers={"Origin": "http://evil.example"}
+        ) as socket,
+    ):
+        socket.receive_text()
+    assert closed.value.code == 1008
+
+
+def test_answers_carry_security_headers_and_the_docs_need_no_cdn(http: TestClient) -> None:
+    answer = http.get("/healthz")
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    page = http.get("/docs")
+    assert page.status_code == 200
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert "/docs/assets/swagger-ui-bundle.js" in page.text
+    assert "https://" not in page.text  # nothing fetched from elsewhere
+    script = http.get("/docs/assets/swagger-ui-bundle.js")
+    assert (script.status_code, script.headers["content-type"]) == (200, "text/javascript; charset=utf-8")
+    assert http.get("/redoc").status_code == 404

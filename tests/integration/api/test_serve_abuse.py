@@ -594,3 +594,25 @@ def test_a_cannot_tail_bs_logs_whatever_it_claims(two_tenants: ApiServer) -> Non
     # B's own token opens it: the job is there, only not A's.
     with connect(url, additional_headers={"Authorization": f"Bearer {TOKEN_B}"}, proxy=None):
         pass
+
+
+# -- a page in the user's browser ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", DIALECTS)
+@pytest.mark.usefixtures("unchanged")
+def test_a_cross_site_page_cannot_submit_stop_or_tail(api: ApiServer, tenant: str, path: str) -> None:
+    """What a page on another site can make a browser send: refused before anything is read."""
+    evil = {"Origin": "http://evil.example", "X-Tenant-Id": tenant}
+    body = b"{" + VALID_PART + b"}"
+    with httpx.Client(base_url=api.url, trust_env=False) as browser:
+        for headers in (evil, {**evil, "Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "cross-site"}):
+            submitted = browser.post(path, content=body, headers=headers)  # no Content-Type, as a form may
+            assert submitted.status_code == 403, submitted.text
+            assert "refused" in message(submitted)
+        stopped = browser.post(f"{path.rstrip('/')}/app-anything/stop", headers=evil)
+        assert stopped.status_code == 403
+    url = api.url.replace("http://", "ws://") + "/ray/api/jobs/app-anything/logs/tail"
+    with pytest.raises(InvalidStatus) as refused, connect(url, origin="http://evil.example", proxy=None):
+        pass
+    assert refused.value.response.status_code == 403
