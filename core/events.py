@@ -10,7 +10,7 @@ from jobgate.core import client as clients
 from jobgate.core import jobs
 from jobgate.crds import models
 
-_EVENTS: Final = "/api/v1/namespaces/{namespace}/events"
+EVENTS: Final = "/api/v1/namespaces/{namespace}/events"
 _MAX_MESSAGE: Final = 1024  # the apiserver refuses longer event messages
 
 
@@ -50,4 +50,4 @@ class Recorder:
             "lastTimestamp": now,
             "count": 1,
         }
-        self._client.call("POST", clients.path(_EVENTS, namespace=job.namespace), body=event)
+        self._client.call("POST", clients.path(EVENTS, namespace=job.namespace), body=event)

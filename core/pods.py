@@ -10,12 +10,12 @@ from typing import Any, Final
 import urllib3
 
 from jobgate.core import client as clients
+from jobgate.core import events
 from jobgate.crds import models
 
 _PODS: Final = "/api/v1/namespaces/{namespace}/pods"
 _POD: Final = _PODS + "/{name}"
 _LOG: Final = _POD + "/log"
-_EVENTS: Final = "/api/v1/namespaces/{namespace}/events"
 
 Pod = Mapping[str, Any]
 
@@ -102,7 +102,7 @@ class Pods:
         query = {"fieldSelector": f"involvedObject.uid={pod_uid},reason={reason}"}
         found = [
             event
-            for page in self._client.pages(clients.path(_EVENTS, namespace=namespace), query=query)
+            for page in self._client.pages(clients.path(events.EVENTS, namespace=namespace), query=query)
             for event in page.get("items", ())
         ]
         found.sort(key=lambda event: event.get("lastTimestamp") or event.get("eventTime") or "")

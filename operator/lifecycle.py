@@ -482,8 +482,8 @@ class _Progress:
     def _start_deadline(self) -> datetime.datetime | None:
         """When the current attempt's pod must have started by (None: nothing keeps it)."""
         problem = self._start_problem()
-        if problem is None or self.new.state != State.PENDING:
-            return None
+        if problem is None or self.new.state != State.PENDING or self._recorded():
+            return None  # (recorded: the attempt failed, its back-off runs)
         since = statuses.parse_time(problem.last_transition_time)
         return since + datetime.timedelta(seconds=self.config.start_timeout_seconds)
 
@@ -499,6 +499,7 @@ class _Progress:
             not self.spec.scheduling_timeout_ms
             or waiting is None
             or waiting.status == models.ConditionStatus.TRUE
+            or self._recorded()  # the attempt failed: its back-off runs
         ):
             return None
         since = statuses.parse_time(waiting.last_transition_time)

@@ -151,7 +151,7 @@ def start_problem(pod: Pod, mount_failures: Sequence[str] = ()) -> StartProblem 
             final=reason in FINAL,
             container=str(container.get("name")),
         )
-    if mount_failures and not finished(pod):
+    if mount_failures and _creating(pod):
         said = _bounded(mount_failures[-1])
         volume = _VOLUME.search(said)
         name = volume.group(1) if volume else None
@@ -167,17 +167,24 @@ def start_problem(pod: Pod, mount_failures: Sequence[str] = ()) -> StartProblem 
 def may_fail_to_mount(pod: Pod, *, now: datetime.datetime) -> bool:
     """Whether the pod, bound a while ago, still creates its containers: a volume that cannot
     be mounted keeps a pod so, and only the kubelet's events say it (see `start_problem`)."""
-    if finished(pod) or terminating(pod) or phase(pod) != "Pending":
+    if terminating(pod) or not _creating(pod):
         return False
     bound = bound_at(pod)
-    if bound is None or now < bound + MOUNT_GRACE:
+    return bound is not None and now >= bound + MOUNT_GRACE
+
+
+def _creating(pod: Pod) -> bool:
+    """Whether no container of the pending pod has run yet, nor says why it cannot."""
+    if phase(pod) != "Pending":
         return False
     status = pod.get("status", {})
-    containers = (*status.get("initContainerStatuses", ()), *status.get("containerStatuses", ()))
-    return all(
-        (c.get("state", {}).get("waiting") or {}).get("reason", "ContainerCreating") in _STARTING
-        for c in containers
-    )
+    for container in (*status.get("initContainerStatuses", ()), *status.get("containerStatuses", ())):
+        state = container.get("state") or {}
+        if "running" in state or "terminated" in state:
+            return False  # e.g. the working_dir fetch runs: its volumes are mounted
+        if (state.get("waiting") or {}).get("reason", "ContainerCreating") not in _STARTING:
+            return False
+    return True
 
 
 def _bounded(text: str) -> str:

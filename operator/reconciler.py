@@ -180,11 +180,14 @@ class Reconciler:
             # it came too: its last event may be from before a broken watch, and the pod may
             # have finished since.
             pod = self._read_pod(job, name) if name in looked else self._newest_pod(job, name)
-            last_seen = self._departed.pop((job.ref.uid, name), None)
+            # Kept until the decision is carried out: one taken again (a conflict) needs it too.
+            last_seen = self._departed.get((job.ref.uid, name))
             if pod is None and name != current:
+                self._departed.pop((job.ref.uid, name), None)
                 continue  # an earlier attempt's pod, gone: nothing to tell
             observed = lifecycle.PodGone(last_seen=last_seen) if pod is None else self._seen(job, pod)
             after = self._carry_out(job, observed)
+            self._departed.pop((job.ref.uid, name), None)
             if after is None:
                 return
             job = after  # what was written is the base of the next decision

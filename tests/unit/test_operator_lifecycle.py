@@ -747,3 +747,24 @@ def test_a_pod_that_starts_after_all_runs_and_says_so() -> None:
     assert view.status.state == "RUNNING"
     assert condition(view, models.ConditionType.STARTED).status == "True"
     assert decided(view, lifecycle.PodSeen(pod=running), 200).status is None  # no start timeout left
+
+
+def test_a_running_fetch_is_not_suspected_of_a_failing_mount() -> None:
+    fetching = bound_pod(("fetch-working-dir", "PodInitializing", ""), init=True)
+    status = fetching["status"]
+    status["initContainerStatuses"][0]["state"] = {"running": {"startedAt": "2025-01-02T03:04:07Z"}}
+    status["containerStatuses"] = [{"name": "job", "state": {"waiting": {"reason": "PodInitializing"}}}]
+    assert not pods.may_fail_to_mount(fetching, now=at(60))
+    assert pods.start_problem(fetching, (MOUNT_SAYS,)) is None  # an old event, mounted since
+
+
+def test_a_failed_attempt_waiting_for_its_backoff_has_no_other_deadline() -> None:
+    view = started(maxAttempts=2, schedulingTimeoutMs=1000)
+    pulling = lifecycle.PodSeen(pod=bound_pod(("job", "ErrImagePull", PULL_SAYS)))
+    view = apply(view, decided(view, pulling, 3))  # Started=False since at(3)
+    failed = pod(phase="Failed", node="real-0", exit_code=1)
+    view = apply(view, decided(view, lifecycle.PodSeen(pod=failed), 4))
+    # Past the start timeout and the scheduling timeout, within the back-off: only the back-off wakes it.
+    later = lifecycle.decide(view, lifecycle.PodSeen(pod=failed), now=at(8), config=CONFIG)
+    assert later == lifecycle.Act(wake_at=at(14))
+    assert decided(view, lifecycle.PodGone(), 8).wake_at == at(14)
