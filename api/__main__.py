@@ -36,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = settings.model_copy(
         update={"host": args.host or settings.host, "port": args.port or settings.port}
     )
+    if refusal := config.unauthenticated_exposure(settings):
+        sys.exit(f"jobgate-api: {refusal}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logs.install(settings.log_format)
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import ipaddress
 import os
 import urllib.parse
 from collections.abc import Mapping
@@ -33,6 +34,8 @@ DEFAULT_MAX_PACKAGE_BYTES: Final = 100 << 20  # 100 MiB of zipped working_dir
 DEFAULT_LOG_LIMIT_BYTES: Final = 10 << 20
 # Connections (and requests under way) one API process serves at once; more are answered 503.
 DEFAULT_MAX_CONNECTIONS: Final = 1000
+DEFAULT_MAX_LOG_TAILS: Final = 200
+DEFAULT_MAX_LOG_TAILS_PER_TENANT: Final = 20
 # A namespace prefix must leave room for a tenant: a DNS label is at most 63 characters.
 _PREFIX_PATTERN: Final = r"^[a-z0-9][-a-z0-9]{0,31}$"
 
@@ -52,6 +55,9 @@ class Settings(policy.JobPolicy):
     host: str = pydantic.Field(default=DEFAULT_HOST, validation_alias="JOBGATE_API_HOST")
     port: int = pydantic.Field(default=DEFAULT_PORT, ge=1, le=65535, validation_alias="JOBGATE_API_PORT")
     default_tenant: str = DEFAULT_TENANT  # the tenant of a request without X-Tenant-Id
+    # The only tenants there are, when set: any other is refused (403) before its namespace
+    # is made, so that made-up X-Tenant-Ids cannot fill the cluster with namespaces.
+    tenants: Annotated[frozenset[str], pydantic_settings.NoDecode] = frozenset()
     namespace_prefix: str = pydantic.Field(  # tenant namespaces are <prefix><tenant>
         default=DEFAULT_NAMESPACE_PREFIX,
         pattern=_PREFIX_PATTERN,
@@ -76,15 +82,28 @@ class Settings(policy.JobPolicy):
     max_package_bytes: int = pydantic.Field(default=DEFAULT_MAX_PACKAGE_BYTES, ge=1)
     log_limit_bytes: int = pydantic.Field(default=DEFAULT_LOG_LIMIT_BYTES, ge=1)
     max_connections: int = pydantic.Field(default=DEFAULT_MAX_CONNECTIONS, ge=1)
+    # Log tails (websockets) one API process follows at once, in all and per tenant (429).
+    max_log_tails: int = pydantic.Field(default=DEFAULT_MAX_LOG_TAILS, ge=1)
+    max_log_tails_per_tenant: int = pydantic.Field(default=DEFAULT_MAX_LOG_TAILS_PER_TENANT, ge=1)
     # Origins (scheme://host[:port]) whose pages may change things here besides the API's own
     # (a dashboard served elsewhere, say): every other cross-site request is refused.
     allowed_origins: Annotated[tuple[str, ...], pydantic_settings.NoDecode] = ()
+    # Serve without tokens on an address other than loopback: deliberately, anyone who
+    # reaches the API may act as any tenant (see `unauthenticated_exposure`).
+    allow_unauthenticated: bool = pydantic.Field(
+        default=False, validation_alias="JOBGATE_API_ALLOW_UNAUTHENTICATED"
+    )
     log_format: logs.FormatSetting = logs.Format.TEXT
 
     @pydantic.field_validator("default_tenant")
     @classmethod
     def _tenant(cls, value: str) -> str:
         return tenancy.check_tenant(value)
+
+    @pydantic.field_validator("tenants", mode="before")
+    @classmethod
+    def _tenants(cls, value: Any) -> Any:
+        return frozenset(map(tenancy.check_tenant, policy.items(value))) if isinstance(value, str) else value
 
     @pydantic.field_validator("default_pool_labels", mode="before")
     @classmethod
@@ -96,7 +115,7 @@ class Settings(policy.JobPolicy):
     def _origins(cls, value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        origins = tuple(item.strip().rstrip("/") for item in value.split(",") if item.strip())
+        origins = tuple(item.rstrip("/") for item in policy.items(value))
         for origin in origins:
             parts = urllib.parse.urlsplit(origin)
             if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
@@ -112,6 +131,28 @@ class Settings(policy.JobPolicy):
             return read_tokens(Path(value))
         except OSError as e:
             raise ValueError(str(e)) from e
+
+
+def unauthenticated_exposure(settings: Settings) -> str | None:
+    """Why the API must not start as set, if it must not: without tokens, X-Tenant-Id alone
+    says who a client is, which is the reference API's contract and fine on loopback (`make
+    dev`), but on any other address hands every tenant to whoever reaches it."""
+    if settings.tokens or settings.allow_unauthenticated or _loopback(settings.host):
+        return None
+    return (
+        f"no JOBGATE_API_TOKENS_FILE, and listening on {settings.host}: anyone who reaches it could "
+        "act as any tenant. Give it tokens, listen on 127.0.0.1 only, or set "
+        "JOBGATE_API_ALLOW_UNAUTHENTICATED=true to serve it open deliberately"
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
 
 
 def token_key(token: str) -> str:

@@ -5,7 +5,8 @@ and package call needs `Authorization: Bearer <token>` (Ray's own header
 `X-Ray-Authorization` is accepted too); 401 without one, 403 for an unknown one. A token
 pinned to a tenant acts for that tenant whatever `X-Tenant-Id` says; an unpinned token (and
 any request when no tokens are configured) acts for `X-Tenant-Id`, or the default tenant
-when the header is absent or empty.
+when the header is absent or empty. When `JOBGATE_TENANTS` lists the tenants, any other is
+refused (403).
 """
 
 from __future__ import annotations
@@ -48,6 +49,15 @@ def tenant(
     configured: Annotated[Settings, Depends(settings)],
     x_tenant_id: Annotated[str | None, Header(description="The tenant that owns the job.")] = None,
 ) -> str:
+    chosen = _tenant(connection, configured, x_tenant_id)
+    if configured.tenants and chosen not in configured.tenants:
+        raise errors.ForbiddenError(
+            f"X-Tenant-Id: tenant {chosen[:80]!r} is not one of this deployment's tenants (JOBGATE_TENANTS)"
+        )
+    return chosen
+
+
+def _tenant(connection: HTTPConnection, configured: Settings, x_tenant_id: str | None) -> str:
     pinned = _authenticated(connection, configured)
     if pinned is not None:
         return pinned

@@ -26,6 +26,7 @@ from jobgate.core import client
 log = logging.getLogger(__name__)
 _SHOWN_INPUT = 80  # characters of a rejected value quoted back in a message
 _WS_POLICY_VIOLATION = 1008
+_DENIAL = "websocket.http.response"  # the ASGI extension that answers a websocket with HTTP
 _WS_REASON_BYTES = 120  # a close frame's reason is at most 123 bytes
 
 
@@ -72,6 +73,12 @@ class CrossSiteError(ApiError):
     """A browser's request from another site, to a route that changes something (see crosssite)."""
 
     status = 403
+
+
+class TooManyTailsError(ApiError):
+    """A log tail past the caps of its tenant or of the process (429: close one, or wait)."""
+
+    status = 429
 
 
 class UnavailableError(ApiError):
@@ -130,9 +137,9 @@ class NotTerminalError(ApiError):
 
     status = 400
 
-    def __init__(self, submission_id: str) -> None:
-        super().__init__(
-            f"Attempted to delete job {submission_id}, but it has not ended (it is PENDING or RUNNING). "
+    def __init__(self, submission_id: str, state: str) -> None:
+        super().__init__(  # Ray's own words, which its users match on; then what to do
+            f"Attempted to delete job '{submission_id}', but it is in a non-terminal state {state}. "
             "Stop it first."
         )
 
@@ -232,7 +239,12 @@ def install(app: fastapi.FastAPI) -> None:
     async def api_error(connection: HTTPConnection, error: Exception) -> responses.Response | None:
         assert isinstance(error, ApiError)
         if isinstance(connection, WebSocket):
-            # Before the websocket is accepted, a close refuses the handshake (HTTP 403).
+            if _DENIAL in connection.scope.get("extensions", {}):
+                # Refused before it is accepted, with an HTTP answer (its status and text), as
+                # Ray's server does: 404 for a job that is not there, 429 past the caps.
+                await connection.send_denial_response(response(connection, error))
+                return None
+            # Otherwise a close before the websocket is accepted refuses it (HTTP 403).
             reason = error.message(dialect_of(connection.url.path)).encode()[:_WS_REASON_BYTES]
             await connection.close(code=_WS_POLICY_VIOLATION, reason=reason.decode(errors="ignore"))
             return None
@@ -245,7 +257,12 @@ def install(app: fastapi.FastAPI) -> None:
 
     async def invalid_request(request: fastapi.Request, error: Exception) -> responses.Response:
         assert isinstance(error, exceptions.RequestValidationError)
-        return response(request, InvalidRequestError(describe(error.errors(), model=_body_model(request))))
+        found = error.errors()
+        said = describe(found, model=_body_model(request))
+        if dialect_of(request.url.path) is models.Dialect.RAY and (unknown := _unknown_field(found)):
+            # Ray's server builds its request with JobSubmitRequest(**body): Python's words.
+            said = f"JobSubmitRequest.__init__() got an unexpected keyword argument '{unknown}': {said}"
+        return response(request, InvalidRequestError(said))
 
     async def http_error(request: fastapi.Request, error: Exception) -> responses.Response:
         # Starlette's own: unknown paths (404), wrong methods (405); and FastAPI's 400 for a
@@ -280,6 +297,15 @@ def _unreadable_body(cause: BaseException | None) -> str:
     else:  # e.g. an integer of more digits than Python converts; what follows ";" is advice to Python users
         why = str(cause).split(";")[0]
     return f"request body is not valid JSON: {why}"
+
+
+def _unknown_field(errors: Sequence[Any]) -> str | None:
+    """The first unknown top-level field of the body, if one was sent."""
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        if error.get("type") == "extra_forbidden" and len(loc) == 2 and loc[0] == "body":
+            return str(loc[1])
+    return None
 
 
 def _body_model(request: fastapi.Request) -> type[Any] | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Collection, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Iterator, Sequence
 from typing import Final
 
 from jobgate.api import errors, index, models, store, tenancy, translate, views
@@ -35,6 +35,7 @@ class Jobs:
         self._index = kube.jobs
         self._waiters = waiters
         self._settings = settings
+        self._tails = TailSlots(total=settings.max_log_tails, per_tenant=settings.max_log_tails_per_tenant)
 
     @property
     def ready(self) -> bool:
@@ -161,6 +162,10 @@ class Jobs:
         except pods.PodGoneError as e:
             raise errors.LogsGoneError(submission_id, pod) from e
 
+    def tail_slot(self, tenant: str) -> contextlib.AbstractContextManager[None]:
+        """Held while a log tail is followed (`TooManyTailsError` past the caps)."""
+        return self._tails.hold(tenant)
+
     async def follow_logs(self, tenant: str, submission_id: str) -> AsyncGenerator[str, None]:
         """The job's log as it is written, pod after pod (a retried job has several), until
         the job is over or deleted. `JobNotFoundError` is raised before anything is yielded."""
@@ -238,3 +243,33 @@ def _placed_or_ended(entry: index.Entry | None) -> bool:
 
 def _pod_of(entry: index.Entry | None) -> str | None:
     return (entry.job.status.pod_name or None) if entry else None
+
+
+class TailSlots:
+    """Log tails under way, in all and per tenant. Each holds a thread and an apiserver
+    connection as long as its client keeps it open, so one client could otherwise take all
+    of them. Only the event loop calls it: no lock."""
+
+    def __init__(self, *, total: int, per_tenant: int) -> None:
+        self._total, self._per_tenant = total, per_tenant
+        self._held: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def hold(self, tenant: str) -> Iterator[None]:
+        held = self._held.get(tenant, 0)
+        if held >= self._per_tenant:
+            raise errors.TooManyTailsError(
+                f"tenant {tenant} follows {held} logs already, the most it may at once: close one first"
+            )
+        if sum(self._held.values()) >= self._total:
+            raise errors.TooManyTailsError(
+                f"this API process follows {self._total} logs already, the most it may at once: "
+                "try again later"
+            )
+        self._held[tenant] = held + 1
+        try:
+            yield
+        finally:
+            self._held[tenant] -= 1
+            if not self._held[tenant]:
+                del self._held[tenant]

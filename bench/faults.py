@@ -17,6 +17,7 @@ is scheduled) as processes. For each fault, in a tenant of its own:
    DOWN seconds without it, a restart (etcd from its data directory). Submits and stops
    that fail meanwhile are retried with the same submission_id, as a client would.
 3. A probe job is submitted; *recovery* is from the restart until that job has SUCCEEDED.
+   After etcd's fault kwok is restarted then, as kubelets resync (see `Fault.resynced`).
 4. Once every accepted job has ended, the cluster is read directly (not through jobgate)
    and each job checked: its status is the one its behaviour implies; it has one pod per
    attempt and one attempt; no pod lacks its Job; no pod of an ended job still runs; a
@@ -57,7 +58,7 @@ from jobgate.api import tenancy
 from jobgate.bench import measure, stack
 from jobgate.crds import models
 from jobgate.devcluster import LocalCluster
-from jobgate.devcluster.cluster import APISERVER, ETCD, SCHEDULER
+from jobgate.devcluster.cluster import APISERVER, ETCD, KWOK, SCHEDULER
 
 RESULTS: Final = stack.REPO_ROOT / "bench" / "results"
 API_MANIFEST: Final = stack.REPO_ROOT / "deploy" / "manager" / "api.yaml"
@@ -109,6 +110,11 @@ class Fault:
     name: str
     processes: tuple[str, ...]  # killed together, restarted together
     down: float  # seconds before the restart
+    # Restarted once the cluster has recovered, as kubelets resync their pods. kwok stands
+    # for the kubelets, and it drops a pod's status patch that the apiserver answered with
+    # a 500 while etcd was down (only refused connections, 429, 503 and 504 are retried:
+    # shouldRetry in kwok v0.7 and v0.8), so that pod would stay "starting" for ever.
+    resynced: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +139,7 @@ def faults(size: Size) -> list[Fault]:
         Fault("operator", (stack.OPERATOR,), down=3),
         Fault("api", tuple(stack.api_process(api) for api in APIS), down=3),
         Fault("kube-apiserver", (APISERVER,), down=5),
-        Fault("etcd", (ETCD,), down=5),
+        Fault("etcd", (ETCD,), down=5, resynced=(KWOK,)),
         Fault("kube-scheduler", (SCHEDULER,), down=size.scheduler_down),
     ]
 
@@ -260,6 +266,8 @@ class FaultRun:
         back = time.monotonic() - restarted_at
         self._probe()
         recovery = time.monotonic() - restarted_at
+        for name in self.fault.resynced:
+            self.suite.cluster.restart(name)
         submitting.join()
         refusing.join()
         with contextlib.suppress(TimeoutError):  # what has not ended is reported by the check

@@ -16,6 +16,7 @@ from jobgate.crds import models
 _PODS: Final = "/api/v1/namespaces/{namespace}/pods"
 _POD: Final = _PODS + "/{name}"
 _LOG: Final = _POD + "/log"
+_NODE: Final = "/api/v1/nodes/{name}"
 
 Pod = Mapping[str, Any]
 
@@ -84,6 +85,10 @@ class Pods:
         """The job's pod of that name; None if there is none (or only another's namesake)."""
         pod = self._client.get_or_none(clients.path(_POD, namespace=namespace, name=name))
         return pod if pod is not None and owned_by(pod, owner_uid) else None
+
+    def node_exists(self, name: str) -> bool:
+        """Whether the node is there: a pod that vanished from a deleted one was collected."""
+        return self._client.get_or_none(clients.path(_NODE, name=name)) is not None
 
     def delete(self, namespace: str, name: str, *, uid: str | None, resource_version: str | None) -> None:
         """Delete gracefully (the pod's own grace period), if it still is the pod described.

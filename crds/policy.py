@@ -41,6 +41,11 @@ def load(cls: type[S]) -> S:
         raise SettingsError(f"{name}{given}: {why}") from None
 
 
+def items(value: str) -> tuple[str, ...]:
+    """`a, b,` -> ("a", "b"): a setting's comma-separated list."""
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
 def _pairs(value: str, *, shape: str) -> dict[str, str]:
     """`a=x, b=y` -> {"a": "x", "b": "y"}; ValueError saying the `shape` expected otherwise."""
     pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]

@@ -50,9 +50,7 @@ class Config(policy.JobPolicy):
     @pydantic.field_validator("namespaces", mode="before")
     @classmethod
     def _names(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(name.strip() for name in value.split(",") if name.strip())
-        return value
+        return policy.items(value) if isinstance(value, str) else value
 
     @pydantic.field_validator("liveness_endpoint")
     @classmethod

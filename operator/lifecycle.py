@@ -60,9 +60,11 @@ class NotLooked:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class PodGone:
     """The current attempt's pod does not exist; `last_seen`: its last copy, when known (the
-    watch's DELETED event of it), which tells whether it was evicted."""
+    watch's DELETED event of it), which tells whether it was evicted; `node_deleted`: the
+    node it was bound to does not exist either."""
 
     last_seen: pods.Pod | None = None
+    node_deleted: bool = False
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -272,7 +274,7 @@ class _Progress:
         if isinstance(seen, PodSeen):
             return pods.outcome(seen.pod)
         if isinstance(seen, PodGone) and self.new.pod_name:
-            return pods.lost(self.new.pod_name, seen.last_seen)
+            return pods.lost(self.new.pod_name, seen.last_seen, node_deleted=seen.node_deleted)
         return None
 
     def _attempt_failed(self, outcome: pods.Outcome) -> Step:
@@ -578,6 +580,10 @@ def _end(
     new.error_type = None if state == State.SUCCEEDED else reason
     new.exit_code = exit_code if exit_code is not None else new.exit_code
     new.end_time = end_time or statuses.timestamp(now)
+    if new.start_time and statuses.parse_time(new.end_time) < statuses.parse_time(new.start_time):
+        # The kubelet's finishedAt has whole seconds, the start the operator's milliseconds:
+        # a job that ends within its first second would end before it started.
+        new.end_time = new.start_time
     statuses.set_condition(
         new, kind=models.ConditionType.FINISHED, true=True, reason=reason, message=message, now=now
     )

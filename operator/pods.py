@@ -200,15 +200,22 @@ def outcome(pod: Pod) -> Outcome | None:
     return dataclasses.replace(ended, conditions=conditions(pod)) if ended else None
 
 
-def lost(pod_name: str, last_seen: Pod | None) -> Outcome:
-    """The outcome of a pod that vanished unfinished; `last_seen`: its last copy, if known."""
+def lost(pod_name: str, last_seen: Pod | None, *, node_deleted: bool = False) -> Outcome:
+    """The outcome of a pod that vanished unfinished; `last_seen`: its last copy, if known;
+    `node_deleted`: its node is gone too."""
     disrupted = _disruption(last_seen) if last_seen else None
+    seen = conditions(last_seen) if last_seen else {}
+    if not disrupted and node_deleted and last_seen:
+        # The pod garbage collector marks the pods of a deleted node DisruptionTarget (and
+        # Failed) and deletes them at once: that copy left the watch unseen (it is no longer
+        # unfinished), and the pod was gone when read. Its node's absence says the same.
+        disrupted = f"its node {node(last_seen)} no longer exists"
+        seen = {**seen, DISRUPTION_TARGET: "True"}
     if disrupted:
         message = f"pod {pod_name} was evicted before it finished: {disrupted}"
         reason = models.Reason.EVICTED
     else:
         message, reason = f"pod {pod_name} disappeared before it finished", models.Reason.POD_LOST
-    seen = conditions(last_seen) if last_seen else {}
     return Outcome(reason=reason, message=message, exit_code=None, finished_at=None, conditions=seen)
 
 

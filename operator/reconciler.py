@@ -185,12 +185,24 @@ class Reconciler:
             if pod is None and name != current:
                 self._departed.pop((job.ref.uid, name), None)
                 continue  # an earlier attempt's pod, gone: nothing to tell
-            observed = lifecycle.PodGone(last_seen=last_seen) if pod is None else self._seen(job, pod)
+            observed = self._gone(job, last_seen) if pod is None else self._seen(job, pod)
             after = self._carry_out(job, observed)
             self._departed.pop((job.ref.uid, name), None)
             if after is None:
                 return
             job = after  # what was written is the base of the next decision
+
+    def _gone(self, job: jobs.Job, last_seen: Mapping[str, Any] | None) -> lifecycle.PodGone:
+        """The pod vanished; whether its node did too (read only then, and not for a job
+        being stopped: its pod was deleted for the stop)."""
+        bound_to = pods.node(last_seen) if last_seen else None
+        stopping = isinstance(job.spec, models.JobSpec) and job.spec.stop
+        deleted = (
+            bound_to is not None
+            and not (stopping or job.status.state.terminal)
+            and not self._pod_api.node_exists(bound_to)
+        )
+        return lifecycle.PodGone(last_seen=last_seen, node_deleted=deleted)
 
     def _seen(self, job: jobs.Job, pod: dict[str, Any]) -> lifecycle.PodSeen:
         """The pod, with the kubelet's mount failures when it may be stuck on a volume."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Final
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -61,7 +61,7 @@ async def stop_job(submission_id: str, tenant: deps.Tenant, jobs: deps.Jobs) -> 
 async def delete_job(submission_id: str, tenant: deps.Tenant, jobs: deps.Jobs) -> models.RayDeleteResponse:
     """Delete a job that has ended; one still pending or running is refused (400), as Ray does."""
     if not await jobs.delete(tenant, submission_id):
-        raise errors.NotTerminalError(submission_id)
+        raise errors.NotTerminalError(submission_id, jobs.get(tenant, submission_id).state)
     return models.RayDeleteResponse(deleted=True)
 
 
@@ -71,11 +71,16 @@ async def tail_job_logs(
 ) -> None:
     """The job's log as text frames while it runs; closed normally once the job has ended.
 
-    An unknown job (or another tenant's) is refused before the websocket is accepted.
+    Refused before the websocket is accepted, with an HTTP answer: 404 for an unknown job (or
+    another tenant's), as Ray's server answers, and 429 past the caps on tails.
     """
     jobs.get(tenant, submission_id)  # JobNotFoundError: the handler refuses the websocket
+    with jobs.tail_slot(tenant):  # TooManyTailsError: refused the same way
+        await _tail(websocket, jobs.follow_logs(tenant, submission_id), submission_id)
+
+
+async def _tail(websocket: WebSocket, follow: AsyncGenerator[str, None], submission_id: str) -> None:
     await websocket.accept()
-    follow = jobs.follow_logs(tenant, submission_id)
     sender = asyncio.ensure_future(_send_all(websocket, follow))
     # The client sends nothing; receiving only notices it leave, and its stream stops then.
     listener = asyncio.ensure_future(_until_disconnected(websocket))

@@ -131,3 +131,38 @@ def test_the_entry_point_stops_at_a_bad_variable(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("JOBGATE_SUBMIT_WAIT", "later")
     with pytest.raises(SystemExit, match="jobgate-api: JOBGATE_SUBMIT_WAIT='later': "):
         entry.main([])
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.0.0.7", "::", "api.example"])
+def test_without_tokens_it_refuses_to_listen_beyond_loopback(
+    monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    from jobgate.api import __main__ as entry
+
+    with pytest.raises(
+        SystemExit, match=f"jobgate-api: no JOBGATE_API_TOKENS_FILE, and listening on {re.escape(host)}: "
+    ):
+        entry.main(["--host", host])
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "127.0.0.2"])
+def test_without_tokens_loopback_is_fine(monkeypatch: pytest.MonkeyPatch, host: str) -> None:
+    assert config.unauthenticated_exposure(load(monkeypatch, {"JOBGATE_API_HOST": host})) is None
+
+
+def test_tokens_or_a_deliberate_setting_allow_any_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{SECRET_A} acme\n")
+    with_tokens = load(monkeypatch, {"JOBGATE_API_HOST": "0.0.0.0", "JOBGATE_API_TOKENS_FILE": str(tokens)})
+    assert config.unauthenticated_exposure(with_tokens) is None
+    monkeypatch.delenv("JOBGATE_API_TOKENS_FILE")
+    assert load(monkeypatch, {"JOBGATE_API_ALLOW_UNAUTHENTICATED": "true"}).allow_unauthenticated
+    assert config.unauthenticated_exposure(load(monkeypatch, {})) is None
+
+
+def test_the_tenants_are_a_checked_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load(monkeypatch, {"JOBGATE_TENANTS": " acme, Big Team ,"}).tenants == {"acme", "Big Team"}
+    with pytest.raises(policy.SettingsError, match="JOBGATE_TENANTS"):
+        load(monkeypatch, {"JOBGATE_TENANTS": "acme," + "x" * 300})

@@ -146,7 +146,7 @@ def test_each_dialect_has_its_shape(http: TestClient) -> None:
     assert http.delete("/api/jobs/app-a2", headers=acme).json() is False  # still running
     refused = http.delete("/ray/api/jobs/app-a2", headers=acme)
     assert refused.status_code == 400
-    assert "has not ended" in refused.text
+    assert "but it is in a non-terminal state RUNNING." in refused.text
     assert http.get("/ray/api/version").json() == {
         "version": "4",
         "ray_version": "2.60.0",

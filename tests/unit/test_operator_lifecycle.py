@@ -257,6 +257,15 @@ def test_an_evicted_pod_fails_the_job_as_evicted() -> None:
     assert "low on resource" in view.status.message
 
 
+def test_a_job_never_ends_before_it_started() -> None:
+    # The job started at 03:04:30.500 (the operator's milliseconds); its container says it
+    # finished at 03:04:30 (the kubelet's whole seconds).
+    succeeded = pod(phase="Succeeded", node="n", exit_code=0)
+    succeeded["metadata"]["annotations"] = {models.ANNOTATION_CREATED_AT: "2025-01-02T03:04:30.500Z"}
+    status = apply(job(), run(job(), lifecycle.PodSeen(pod=succeeded), at(26))[0]).status
+    assert (status.start_time, status.end_time) == ("2025-01-02T03:04:30.500Z", "2025-01-02T03:04:30.500Z")
+
+
 def test_a_pod_that_vanishes_unfinished_is_lost() -> None:
     view = apply(started(), run(started(), lifecycle.PodSeen(pod=pod(phase="Running", node="n")), at(1))[0])
     view = apply(view, run(view, lifecycle.PodGone(), at(5))[0])
@@ -399,6 +408,21 @@ def test_an_eviction_with_ignore_retries_at_once_without_counting() -> None:
     # Without the rule, the same eviction counts, and with one attempt ends the job.
     ended = apply(running(), run(running(), lifecycle.PodGone(last_seen=disrupted()), at(5))[0])
     assert (ended.status.state, ended.status.error_type) == ("FAILED", "Evicted")
+
+
+def test_a_pod_gone_with_its_deleted_node_counts_as_a_disruption() -> None:
+    last = pod(phase="Running", node="n")
+    view = running(maxAttempts=1, podFailurePolicy=EVICTION_IGNORED)
+    act, created = run(view, lifecycle.PodGone(last_seen=last, node_deleted=True), at(5))
+    assert created == [2]  # the DisruptionTarget rule matched: not counted
+    (failure,) = apply(view, act).status.failures
+    assert failure.reason == "Evicted"
+    assert failure.message.startswith(
+        "pod app-1-1 was evicted before it finished: its node n no longer exists"
+    )
+    # With its node still there, a vanished pod is lost, and counts.
+    ended = apply(running(), run(running(), lifecycle.PodGone(last_seen=last), at(5))[0])
+    assert (ended.status.state, ended.status.error_type) == ("FAILED", "PodLost")
 
 
 def test_a_stop_during_the_backoff_stops_the_job_without_a_new_pod() -> None:

@@ -11,6 +11,7 @@ dialect, whatever X-Tenant-Id it sends, ever returns, stops, deletes or logs the
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import socket
 import stat
@@ -18,7 +19,7 @@ import struct
 import tarfile
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from apiprocess import (
 )
 from hypothesis import strategies
 from kubernetes import client
+from waiting import eventually
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -590,10 +592,55 @@ def test_a_cannot_tail_bs_logs_whatever_it_claims(two_tenants: ApiServer) -> Non
         headers = {"Authorization": f"Bearer {TOKEN_A}", "X-Tenant-Id": spoofed}
         with pytest.raises(InvalidStatus) as refused, connect(url, additional_headers=headers, proxy=None):
             pass
-        assert refused.value.response.status_code == 403
+        assert refused.value.response.status_code == 404  # as for a job nobody has
     # B's own token opens it: the job is there, only not A's.
     with connect(url, additional_headers={"Authorization": f"Bearer {TOKEN_B}"}, proxy=None):
         pass
+
+
+def test_log_tails_are_capped_per_tenant_and_per_process(
+    api_servers: ApiServers, kube: client.ApiClient
+) -> None:
+    server = api_servers.start(
+        "tails", JOBGATE_MAX_LOG_TAILS_PER_TENANT="2", JOBGATE_MAX_LOG_TAILS="3", JOBGATE_SUBMIT_WAIT="stored"
+    )
+    tenants = [f"tails-{n}-{uuid.uuid4().hex[:6]}" for n in range(2)]
+    for tenant in tenants:
+        with server.client(tenant) as http:
+            job = {**JOB, "submission_id": "long", "metadata": {"fake-duration": "600s"}}
+            assert http.post("/api/jobs", json=job).status_code == 200
+            wait_status(http, "/api/jobs/app-long", "RUNNING")
+    url = server.url.replace("http://", "ws://") + "/ray/api/jobs/app-long/logs/tail"
+
+    def tail(tenant: str) -> contextlib.AbstractContextManager[Any]:
+        return connect(url, additional_headers={"X-Tenant-Id": tenant}, proxy=None)
+
+    def refused(tenant: str) -> str:
+        with pytest.raises(InvalidStatus) as refusal, tail(tenant):
+            pass
+        assert refusal.value.response.status_code == 429
+        return refusal.value.response.body.decode()
+
+    try:
+        with contextlib.ExitStack() as held:
+            first = held.enter_context(tail(tenants[0]))
+            held.enter_context(tail(tenants[0]))
+            assert "follows 2 logs already" in refused(tenants[0])
+            held.enter_context(tail(tenants[1]))  # another tenant's first: the process has room
+            assert "this API process follows 3 logs already" in refused(tenants[1])
+            first.close()
+            eventually(lambda: _opens(tail, tenants[0]), message="a closed tail's slot to be free again")
+    finally:
+        for tenant in tenants:
+            delete_tenant_namespace(kube, tenant)
+
+
+def _opens(tail: Callable[[str], contextlib.AbstractContextManager[Any]], tenant: str) -> bool:
+    try:
+        with tail(tenant):
+            return True
+    except InvalidStatus:
+        return False
 
 
 # -- a page in the user's browser ---------------------------------------------------------

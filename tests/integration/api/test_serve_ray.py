@@ -89,7 +89,10 @@ def test_the_sdk_submits_reads_logs_lists_stops_and_deletes(
         entrypoint="sleep 600", submission_id="ray_long-1", metadata={"fake-duration": "600s"}
     )
     assert long_id == "ray_long-1"
-    with pytest.raises(RuntimeError, match="has not ended"):
+    # Ray's words: "Attempted to delete job '<id>', but it is in a non-terminal state <STATUS>."
+    with pytest.raises(
+        RuntimeError, match=r"delete job 'ray_long-1', but it is in a non-terminal state \w+\."
+    ):
         ray.delete_job(long_id)
     assert ray.stop_job(long_id) is True
     assert wait_terminal(ray, long_id) == JobStatus.STOPPED
@@ -119,6 +122,15 @@ def test_ray_ids_and_seed_ids_live_side_by_side(
         assert http.get("/api/jobs/ray_style_id").status_code == 404
     assert ray.get_job_info(seed_id).entrypoint == "true"
     assert {job.submission_id for job in ray.list_jobs()} == {ray_id, seed_id}
+
+
+def test_an_unknown_field_is_refused_in_pythons_words_as_ray_does(api: ApiServer, tenant: str) -> None:
+    # Ray's server builds JobSubmitRequest(**body): its 400 names the unexpected keyword.
+    with api.client(tenant) as http:
+        refused = http.post("/ray/api/jobs/", json={"entrypoint": "true", "entrypoint_num_cpu": 2})
+    assert refused.status_code == 400
+    assert "got an unexpected keyword argument 'entrypoint_num_cpu'" in refused.text
+    assert "entrypoint_num_cpu is not a known field" in refused.text  # and ours after it
 
 
 def test_ray_zero_resources_mean_the_default(ray: JobSubmissionClient, api: ApiServer, tenant: str) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from apiprocess import ApiServer, delete_tenant_namespace, wait_status
+from apiprocess import ApiServer, ApiServers, delete_tenant_namespace, wait_status
 from kubernetes import client
 from waiting import eventually
 from websockets.exceptions import InvalidStatus
@@ -60,7 +60,7 @@ def test_another_tenants_job_does_not_exist_anywhere(
     url = api.url.replace("http://", "ws://") + "/ray/api/jobs/app-theirs/logs/tail"
     with pytest.raises(InvalidStatus) as refused:
         connect(url, additional_headers={"X-Tenant-Id": tenant}, proxy=None).close()
-    assert refused.value.response.status_code == 403
+    assert refused.value.response.status_code == 404
 
     namespace = client.CoreV1Api(kube).read_namespace(
         tenancy.namespace_for(other_tenant, prefix=config.DEFAULT_NAMESPACE_PREFIX)
@@ -108,3 +108,20 @@ def test_a_tenant_namespace_deleted_behind_the_apis_back_is_made_again(
         response = http.post("/api/jobs", json={**JOB, "submission_id": "after"})
         assert response.status_code == 200, response.text
         wait_status(http, "/api/jobs/app-after", "SUCCEEDED")
+
+
+def test_when_tenants_are_listed_no_other_gets_a_namespace(
+    api_servers: ApiServers, tenant: str, kube: client.ApiClient
+) -> None:
+    server = api_servers.start("listed-tenants", JOBGATE_TENANTS=f"{tenant}, someone-else")
+    stranger = f"made-up-{uuid.uuid4().hex[:6]}"
+    core = client.CoreV1Api(kube)
+    for who, path in ((stranger, "/api/jobs"), (stranger, "/ray/api/jobs/"), (None, "/api/jobs")):
+        with server.client(who) as http:
+            refused = http.post(path, json=JOB)
+        assert refused.status_code == 403, refused.text
+        assert "is not one of this deployment's tenants" in refused.text
+    namespaces = [ns.metadata.name for ns in core.list_namespace().items]
+    assert tenancy.namespace_for(stranger, prefix=config.DEFAULT_NAMESPACE_PREFIX) not in namespaces
+    with server.client(tenant) as http:
+        assert http.post("/api/jobs", json=JOB).status_code == 200

@@ -41,7 +41,9 @@ PERMISSIONS = [
     (OPERATOR, "create", "namespaces", None, False),
     (OPERATOR, "update", "pods", TENANT_NAMESPACE, False),
     (OPERATOR, "create", "pods/exec", TENANT_NAMESPACE, False),
+    (OPERATOR, "get", "nodes", None, True),  # was a vanished pod's node deleted?
     (OPERATOR, "patch", "nodes", None, False),
+    (OPERATOR, "list", "nodes", None, False),
     (API, "list", "jobs.jobgate.io", None, True),
     (API, "create", "jobs.jobgate.io", TENANT_NAMESPACE, True),
     (API, "patch", "jobs.jobgate.io", TENANT_NAMESPACE, True),
