@@ -146,19 +146,20 @@ class Jobs:
 
     # -- logs -------------------------------------------------------------------------------
 
-    async def logs(self, tenant: str, submission_id: str) -> str:
-        """The log of the job's (latest) pod so far: "" before it started; `LogsGoneError` after
-        the pod was removed."""
+    async def logs(self, tenant: str, submission_id: str, *, dialect: models.Dialect) -> str:
+        """The log of the job's (latest) pod so far, after the dialect's own lines: "" before
+        it has a pod; `LogsGoneError` after the pod was removed."""
         entry = self.get(tenant, submission_id)
         pod = _pod_of(entry)
         if pod is None:
             return ""
+        header = views.log_header(entry.job, dialect)
         try:
-            return await asyncio.to_thread(
+            return header + await asyncio.to_thread(
                 self._kube.read_log, entry.key.namespace, pod, limit_bytes=self._settings.log_limit_bytes
             )
         except pods.LogNotReadyError:
-            return ""
+            return header
         except pods.PodGoneError as e:
             raise errors.LogsGoneError(submission_id, pod) from e
 
@@ -166,9 +167,12 @@ class Jobs:
         """Held while a log tail is followed (`TooManyTailsError` past the caps)."""
         return self._tails.hold(tenant)
 
-    async def follow_logs(self, tenant: str, submission_id: str) -> AsyncGenerator[str, None]:
-        """The job's log as it is written, pod after pod (a retried job has several), until
-        the job is over or deleted. `JobNotFoundError` is raised before anything is yielded."""
+    async def follow_logs(
+        self, tenant: str, submission_id: str, *, dialect: models.Dialect
+    ) -> AsyncGenerator[str, None]:
+        """The job's log as it is written, after the dialect's own lines, pod after pod (a
+        retried job has several), until the job is over or deleted. `JobNotFoundError` is
+        raised before anything is yielded."""
         key = self.get(tenant, submission_id).key
         followed: set[str] = set()
 
@@ -183,6 +187,8 @@ class Jobs:
             pod = _pod_of(entry) if entry else None
             if entry is None or pod is None or pod in followed:
                 return  # deleted, or over without a pod to show
+            if not followed and (header := views.log_header(entry.job, dialect)):
+                yield header
             followed.add(pod)
             async for text in self._follow_pod(key, pod):
                 yield text

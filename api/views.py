@@ -57,6 +57,15 @@ def details(job: jobs.Job) -> models.RayJobDetails:
     )
 
 
+def log_header(job: jobs.Job, dialect: models.Dialect) -> str:
+    """The lines a dialect's log starts with: Ray's job driver writes two before the
+    entrypoint's output, and tools (and people) grep the second."""
+    if dialect is not models.Dialect.RAY:
+        return ""
+    entrypoint = job.spec.entrypoint if isinstance(job.spec, crd.JobSpec) else ""
+    return f"Runtime env is setting up.\nRunning entrypoint for job {job.submission_id}: {entrypoint}\n"
+
+
 def milliseconds(timestamp: str | None) -> int | None:
     """An RFC 3339 time as milliseconds since the epoch (exact, no float rounding)."""
     if not timestamp:

@@ -4,7 +4,8 @@ The pod runs the entrypoint through `sh -c` in the working directory, after an i
 container fetched the working_dir (see `workdir`) and after pip installed the requirements.
 It asks for exactly the job's resources (requests = limits, see `resources`), lands on a
 node of one of the job's pools (see `node_affinity`), never restarts, gets no
-service-account token, and is owned by its Job (deleting the Job deletes the pod).
+service-account token and no Linux capability, and is owned by its Job (deleting the Job
+deletes the pod).
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ exec /bin/sh -c "$1"
 # The init container runs the module's own source (stdlib only), so it needs no jobgate install.
 FETCH_SCRIPT: Final = pathlib.Path(fetch_working_dir.__file__).read_text()
 
+
+# Every container of a job: no privilege to gain (setuid binaries, file capabilities), no
+# capability at all (raw sockets, chown, mknod, ...), and the runtime's default seccomp
+# filter. The image's user stays: most job images run as root, which these make ordinary.
+def _container_security() -> dict[str, Any]:
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "privileged": False}
+
+
 # Preferred weights of pool labels, first to last; from the tenth label on they all weigh 10.
 _FIRST_WEIGHT: Final = 100
 _WEIGHT_STEP: Final = 10
@@ -57,6 +66,7 @@ def render_pod(
         "env": [{"name": name, "value": value} for name, value in spec.runtime_env.env_vars.items()],
         "resources": {"requests": quantities, "limits": quantities},
         "volumeMounts": [{"name": _WORKSPACE_VOLUME, "mountPath": WORKSPACE}],
+        "securityContext": _container_security(),
     }
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
@@ -66,6 +76,7 @@ def render_pod(
         # SIGTERM sent to a PID 1 without a handler, so without this a stop would always
         # wait out the whole grace period and end in SIGKILL.
         "shareProcessNamespace": True,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container],
         "volumes": [{"name": _WORKSPACE_VOLUME, "emptyDir": {}}],
     }
@@ -182,6 +193,7 @@ def _fetch_container(
         # The same as the job's, so that the init container never raises the pod's request.
         "resources": {"requests": dict(quantities), "limits": dict(quantities)},
         "volumeMounts": mounts,
+        "securityContext": _container_security(),
         # Its last log lines (it says why it failed, on stderr) become its termination message.
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }

@@ -2,9 +2,10 @@
 API, at /ray), `packages` (working_dir uploads and downloads), `system` (health, metrics).
 
 The reads (list, get, logs) are the same in both dialects but for the shape of a job's
-details, so `add_job_reads` adds them to either. Details go out as JSON straight from the
-index's cached models, shaped by the dialect's model (the seed's has no `job_id`), without
-FastAPI validating every item again: a list of 10,000 jobs is serialized once, in pydantic's core.
+details and the lines a log starts with, so `add_job_reads` adds them to either. Details
+go out as JSON straight from the index's cached models, shaped by the dialect's model (the
+seed's has no `job_id`), without FastAPI validating every item again: a list of 10,000
+jobs is serialized once, in pydantic's core.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def add_job_reads(
     jobs_path: str,
     slash: bool,
     details: type[models.JobDetails],
+    dialect: models.Dialect,
     errors: Responses,
 ) -> None:
     """Add `GET <jobs_path>[/]` (the list; `slash`: its documented form ends in "/"),
@@ -72,4 +74,4 @@ def add_job_reads(
     )
     async def get_job_logs(submission_id: str, tenant: deps.Tenant, jobs: deps.Jobs) -> models.LogsResponse:
         """The log of the job's (latest) pod so far; empty before it starts."""
-        return models.LogsResponse(logs=await jobs.logs(tenant, submission_id))
+        return models.LogsResponse(logs=await jobs.logs(tenant, submission_id, dialect=dialect))

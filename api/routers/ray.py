@@ -30,7 +30,9 @@ _TEXT: Final = {"text/plain": {"schema": {"type": "string"}}}
 _ERRORS: Final = documented_errors(not_found="`Job <id> does not exist`", media_type="text/plain")
 
 router = APIRouter(prefix=PREFIX, tags=["Ray Jobs API"], strict_content_type=False)
-add_job_reads(router, jobs_path="/jobs", slash=True, details=models.RayJobDetails, errors=_ERRORS)
+add_job_reads(
+    router, jobs_path="/jobs", slash=True, details=models.RayJobDetails, dialect=DIALECT, errors=_ERRORS
+)
 
 
 @router.get("/version", response_model=models.VersionResponse)
@@ -76,7 +78,7 @@ async def tail_job_logs(
     """
     jobs.get(tenant, submission_id)  # JobNotFoundError: the handler refuses the websocket
     with jobs.tail_slot(tenant):  # TooManyTailsError: refused the same way
-        await _tail(websocket, jobs.follow_logs(tenant, submission_id), submission_id)
+        await _tail(websocket, jobs.follow_logs(tenant, submission_id, dialect=DIALECT), submission_id)
 
 
 async def _tail(websocket: WebSocket, follow: AsyncGenerator[str, None], submission_id: str) -> None:

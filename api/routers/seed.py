@@ -49,4 +49,6 @@ async def delete_job(submission_id: str, tenant: deps.Tenant, jobs: deps.Jobs) -
     return await jobs.delete(tenant, submission_id)
 
 
-add_job_reads(router, jobs_path=PREFIX, slash=False, details=models.JobDetails, errors=_ERRORS)
+add_job_reads(
+    router, jobs_path=PREFIX, slash=False, details=models.JobDetails, dialect=DIALECT, errors=_ERRORS
+)

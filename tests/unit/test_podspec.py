@@ -210,3 +210,16 @@ def test_the_apis_check_refuses_exactly_what_rendering_refuses() -> None:
             models.JobSpec.model_validate({**SEED, "resources": {"gpus": 0.5}}), rules=CONFIG
         )
     assert caught.value.field == "spec.resources.gpus"
+
+
+def test_every_container_is_stripped_of_privileges() -> None:
+    pod = render(runtimeEnv={"working_dir": "https://example.com/job.zip"})
+    assert pod["spec"]["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    containers = [*pod["spec"]["initContainers"], *pod["spec"]["containers"]]
+    assert [c["name"] for c in containers] == [podspec.FETCH_CONTAINER, podspec.MAIN_CONTAINER]
+    for container in containers:
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "privileged": False,
+        }

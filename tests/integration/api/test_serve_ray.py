@@ -20,6 +20,11 @@ from waiting import eventually
 FAKE_LOG = "fake job output\nfake job finished\n"
 
 
+def ray_log(submission_id: str, entrypoint: str) -> str:
+    """A job's whole log as Ray's server shows it: its driver's two lines, then the output."""
+    return f"Runtime env is setting up.\nRunning entrypoint for job {submission_id}: {entrypoint}\n{FAKE_LOG}"
+
+
 @pytest.fixture(autouse=True)
 def _no_ray_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     # The client prefers these over its address argument; and nothing may go through a proxy.
@@ -70,7 +75,7 @@ def test_the_sdk_submits_reads_logs_lists_stops_and_deletes(
     assert info.metadata == {"owner": "me"}
 
     assert wait_terminal(ray, submission_id) == JobStatus.SUCCEEDED
-    assert ray.get_job_logs(submission_id) == FAKE_LOG
+    assert ray.get_job_logs(submission_id) == ray_log(submission_id, "python script.py")
     done = ray.get_job_info(submission_id)
     assert done.driver_exit_code == 0
     assert done.end_time is not None
@@ -149,7 +154,7 @@ def test_the_logs_stream_until_the_job_ends(ray: JobSubmissionClient) -> None:
     async def tail() -> str:
         return "".join([lines async for lines in ray.tail_job_logs(submission_id)])
 
-    assert asyncio.run(asyncio.wait_for(tail(), 60)) == FAKE_LOG
+    assert asyncio.run(asyncio.wait_for(tail(), 60)) == ray_log(submission_id, "true")
     assert ray.get_job_status(submission_id) == JobStatus.SUCCEEDED
 
 
@@ -208,7 +213,7 @@ def test_the_cli_submits_with_a_working_dir_and_follows_the_job(
     assert "succeeded" in status.stdout + status.stderr
     logs = ray_cli(cli, "logs", "cli-1")
     assert logs.returncode == 0
-    assert FAKE_LOG in logs.stdout + logs.stderr
+    assert ray_log("cli-1", "python script.py") in logs.stdout + logs.stderr
     listed = ray_cli(cli, "list")
     assert listed.returncode == 0
     assert "submission_id='cli-1'" in listed.stdout + listed.stderr

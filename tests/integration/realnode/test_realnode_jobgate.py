@@ -206,6 +206,31 @@ def test_a_failing_job_reports_its_exit_code(
     assert job["status"]["exitCode"] == 7
 
 
+def test_a_job_runs_without_capabilities_or_a_way_to_gain_privileges(
+    real_kube: client.ApiClient, real_namespace: str, real_operator: None
+) -> None:
+    # Root in the image, but an ordinary user in effect: no capability, no_new_privs, and the
+    # runtime's seccomp filter (mode 2). chown needs CAP_CHOWN, which root here has not.
+    job = _run_job(
+        real_kube,
+        real_namespace,
+        entrypoint="grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; "
+        "touch /tmp/f && chown 1:1 /tmp/f || echo chown refused",
+    )
+    assert job["status"]["state"] == "SUCCEEDED", job["status"]
+    logs = client.CoreV1Api(real_kube).read_namespaced_pod_log(
+        job["status"]["podName"], real_namespace, container="job"
+    )
+    said = dict(line.split(":\t", 1) for line in logs.splitlines() if ":\t" in line)
+    assert said == {
+        "CapEff": "0000000000000000",
+        "CapBnd": "0000000000000000",
+        "NoNewPrivs": "1",
+        "Seccomp": "2",
+    }
+    assert "chown refused" in logs
+
+
 def test_a_job_past_its_memory_is_oom_killed_and_failed(
     real_kube: client.ApiClient, real_namespace: str, real_operator: None
 ) -> None:
