@@ -14,6 +14,7 @@ import pydantic
 import pydantic_settings
 
 from jobgate.crds import fetch_working_dir, workdir
+from jobgate.crds import images as image_rules
 from jobgate.crds import resources as resource_rules
 
 DEFAULT_IMAGE: Final = "python:3.11-slim"
@@ -82,11 +83,15 @@ class JobPolicy(pydantic_settings.BaseSettings):
     # The wait before an attempt that follows a counted failure: doubled per failure, at most
     # 6 min (the Job controller's back-off); 0: at once.
     retry_backoff_seconds: float = pydantic.Field(default=DEFAULT_RETRY_BACKOFF_SECONDS, ge=0)
+    # Prefixes of full image references a job may name in runtime_env.image_uri (`*`: any);
+    # unset: the registry of `image` only (see `images`).
+    allowed_images: Annotated[tuple[str, ...], pydantic_settings.NoDecode] = ()
     max_unpacked_bytes: int = pydantic.Field(default=fetch_working_dir.DEFAULT_MAX_BYTES, ge=1)
     max_unpacked_entries: int = pydantic.Field(default=fetch_working_dir.DEFAULT_MAX_ENTRIES, ge=1)
 
     _resources: resource_rules.ResourcePolicy = pydantic.PrivateAttr()
     _working_dir: workdir.WorkingDirPolicy = pydantic.PrivateAttr()
+    _images: image_rules.ImagePolicy = pydantic.PrivateAttr()
 
     @pydantic.field_validator("custom_resources", mode="before")
     @classmethod
@@ -96,6 +101,11 @@ class JobPolicy(pydantic_settings.BaseSettings):
             return value
         pairs = _pairs(value, shape="NAME=vendor.com/resource[,NAME=...]")
         return {name: resource_rules.extended_resource(resource) for name, resource in pairs.items()}
+
+    @pydantic.field_validator("allowed_images", mode="before")
+    @classmethod
+    def _allowed_images(cls, value: Any) -> Any:
+        return items(value) if isinstance(value, str) else value
 
     @pydantic.field_validator("gpu_resource")
     @classmethod
@@ -138,6 +148,7 @@ class JobPolicy(pydantic_settings.BaseSettings):
             default_cpus=self.default_cpus,
             default_memory=self.default_memory,
         )
+        self._images = image_rules.ImagePolicy.for_images(self.allowed_images, job_image=self.image)
         self._working_dir = workdir.WorkingDirPolicy(
             package_base_url=self.package_base_url,
             file_root=self.file_uri_root,
@@ -146,6 +157,10 @@ class JobPolicy(pydantic_settings.BaseSettings):
                 max_bytes=self.max_unpacked_bytes, max_entries=self.max_unpacked_entries
             ),
         )
+
+    @property
+    def images(self) -> image_rules.ImagePolicy:
+        return self._images
 
     @property
     def fetch_image(self) -> str:

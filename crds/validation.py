@@ -24,6 +24,8 @@ class Checked:
 def check_spec(spec: models.JobSpec, *, rules: policy.JobPolicy) -> Checked:
     """Raise `errors.SpecError` (naming the field) if this deployment could not run `spec`."""
     working_dir = spec.runtime_env.working_dir
+    if spec.runtime_env.image_uri:
+        rules.images.check(spec.runtime_env.image_uri)
     return Checked(
         quantities=resources.quantities(spec.resources, policy=rules.resources),
         source=workdir.source_for(working_dir, policy=rules.working_dir, tenant=spec.tenant)

@@ -188,7 +188,8 @@ def test_a_file_uri_mounts_its_root_read_only_and_is_resolved_inside_it() -> Non
 
 
 def test_without_working_dir_or_pip_the_image_defaults_hold() -> None:
-    pod = render(runtimeEnv={"image_uri": "registry.local/ml:2"})
+    allowing = config.Config(allowed_images="registry.local/")
+    pod = render(configuration=allowing, runtimeEnv={"image_uri": "registry.local/ml:2"})
     container = main_container(pod)
     assert "initContainers" not in pod["spec"]
     assert "workingDir" not in container

@@ -94,6 +94,16 @@ def test_the_edges_are_accepted(stored_api: ApiServer, tenant: str, fields: dict
         ({"entrypoint_num_cpus": True}, "entrypoint_num_cpus must be a number, got true"),
         ({"entrypoint_memory": 134217728.5}, "entrypoint_memory must be an integer"),
         ({"entrypoint_num_cpu": 3}, "entrypoint_num_cpu is not a known field (allowed: entrypoint, "),
+        (
+            {
+                "runtime_env": {
+                    "working_dir": "https://example.com/job.zip",
+                    "image_uri": "ghcr.io/evil/miner:1",
+                }
+            },
+            "runtime_env.image_uri: image 'ghcr.io/evil/miner:1' (ghcr.io/evil/miner:1) is not allowed here: "
+            "images must start with 'docker.io/' (JOBGATE_ALLOWED_IMAGES)",
+        ),
     ],
     ids=lambda value: str(value)[:40],
 )

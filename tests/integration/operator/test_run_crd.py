@@ -84,3 +84,14 @@ def test_a_job_this_deployment_cannot_run_fails_without_a_pod(jobs: Jobs) -> Non
     assert job["status"]["errorType"] == "InvalidSpec"
     assert job["status"]["message"].startswith("spec.resources.custom.TPU: unknown custom resource 'TPU'")
     assert not jobs.pods("tpu")
+
+
+def test_an_image_from_a_registry_not_allowed_fails_without_a_pod(jobs: Jobs) -> None:
+    # The test operator's job image is python:3.11-slim: Docker Hub is the only registry.
+    jobs.create("miner", runtimeEnv={"image_uri": "ghcr.io/evil/miner:1"})
+    job = jobs.wait("miner", "FAILED")
+    assert job["status"]["errorType"] == "InvalidSpec"
+    assert job["status"]["message"].startswith(
+        "spec.runtimeEnv.image_uri: image 'ghcr.io/evil/miner:1' (ghcr.io/evil/miner:1) is not allowed here"
+    )
+    assert not jobs.pods("miner")

@@ -89,6 +89,7 @@ def real_operator(
         "JOBGATE_FILE_URI_ROOT": str(workdir_root),
         "JOBGATE_FILE_URI_ROOTS": f"{GHOST_TENANT}={GHOST_ROOT}",
         "JOBGATE_START_TIMEOUT_SECONDS": str(START_TIMEOUT),
+        "JOBGATE_ALLOWED_IMAGES": "*",  # the start-failure tests name images of any registry
         "JOBGATE_OPERATOR_LIVENESS": f"http://127.0.0.1:{port}/healthz",
     }
     with log_path.open("ab") as log:
