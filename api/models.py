@@ -200,6 +200,8 @@ RAY_ERROR_TYPES: Final[dict[str, str]] = {
     models.Reason.POD_LOST: "JOB_SUPERVISOR_ACTOR_DIED",
 }
 RAY_UNKNOWN_FAILURE: Final = "JOB_SUPERVISOR_ACTOR_UNKNOWN_FAILURE"
+# How Ray's job manager words a RuntimeEnvSetupError (ray.exceptions): the reason follows.
+RAY_SETUP_FAILED: Final = "runtime_env setup failed: Failed to set up runtime environment.\n"
 
 
 class RayJobDetails(JobDetails):
@@ -213,6 +215,12 @@ class RayJobDetails(JobDetails):
         if error_type is None or self.status != models.JobState.FAILED:
             return None
         return RAY_ERROR_TYPES.get(error_type, RAY_UNKNOWN_FAILURE)
+
+    @field_serializer("message")
+    def _ray_message(self, message: str) -> str:
+        if self.status == models.JobState.FAILED and self.error_type == models.Reason.START_FAILED:
+            return RAY_SETUP_FAILED + message  # Ray's own words first, then why
+        return message
 
 
 class RayStopResponse(BaseModel):

@@ -122,8 +122,13 @@ def job_spec(
     try:
         validation.check_spec(spec, rules=settings)
     except spec_errors.SpecError as e:
-        allowed = f" (allowed: {', '.join(e.allowed)})" if e.allowed else ""
-        raise errors.InvalidRequestError(f"{request_field(e.loc)}: {e.message}{allowed}") from e
+        # Ray's server takes a job whose working_dir it cannot fetch, which then fails as a
+        # runtime env that cannot be set up: the operator ends it so (StartFailed), checked
+        # last (every other field passed), and Ray's client sees Ray's error type.
+        unfetchable = isinstance(e, spec_errors.UnfetchableError)
+        if not (unfetchable and isinstance(request, models.RaySubmitRequest)):
+            allowed = f" (allowed: {', '.join(e.allowed)})" if e.allowed else ""
+            raise errors.InvalidRequestError(f"{request_field(e.loc)}: {e.message}{allowed}") from e
     return spec
 
 

@@ -24,3 +24,9 @@ class SpecError(ValueError):
     def field(self) -> str:
         """The field's path as `kubectl explain` spells it: `spec.resources.custom.TPU`."""
         return ".".join(("spec", *self.loc))
+
+
+class UnfetchableError(SpecError):
+    """A working_dir this deployment has no way to fetch (its scheme): a runtime environment
+    that cannot be set up. Ray's server accepts such a job and fails it so; the seed
+    dialect refuses it at submit."""

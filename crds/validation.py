@@ -22,7 +22,9 @@ class Checked:
 
 
 def check_spec(spec: models.JobSpec, *, rules: policy.JobPolicy) -> Checked:
-    """Raise `errors.SpecError` (naming the field) if this deployment could not run `spec`."""
+    """Raise `errors.SpecError` (naming the field) if this deployment could not run `spec`.
+
+    The working_dir is checked last: an `UnfetchableError` means every other field passed."""
     working_dir = spec.runtime_env.working_dir
     if spec.runtime_env.image_uri:
         rules.images.check(spec.runtime_env.image_uri)

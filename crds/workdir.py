@@ -82,7 +82,7 @@ def source_for(uri: str, *, policy: WorkingDirPolicy, tenant: str | None = None)
     scheme = urllib.parse.urlsplit(uri).scheme.lower()
     allowed = policy.schemes(tenant)
     if scheme not in allowed:
-        raise errors.SpecError(LOC, f"cannot fetch {uri!r} on this deployment", allowed=allowed)
+        raise errors.UnfetchableError(LOC, f"cannot fetch {uri!r} on this deployment", allowed=allowed)
     if scheme == "gcs":
         return _package(uri, base_url=policy.package_base_url or "")
     if scheme == "file":

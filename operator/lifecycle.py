@@ -264,6 +264,8 @@ class _Progress:
                 config=self.config,
                 created_at=statuses.timestamp(self.now),
             )
+        except errors.UnfetchableError as e:  # accepted by Ray's dialect, as Ray's server does
+            return self._end(Reason.START_FAILED, f"the working_dir could not be fetched: {e}")
         except errors.SpecError as e:
             return self._end(Reason.INVALID_SPEC, str(e))
         return CreatePod(

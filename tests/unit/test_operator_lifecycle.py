@@ -257,6 +257,15 @@ def test_an_evicted_pod_fails_the_job_as_evicted() -> None:
     assert "low on resource" in view.status.message
 
 
+def test_a_working_dir_no_fetcher_can_reach_fails_the_start_without_a_pod() -> None:
+    view = job(runtimeEnv={"working_dir": "s3://bucket/job.zip"})
+    act, created = run(view, lifecycle.NotLooked(), at(0))
+    assert created == []
+    status = apply(view, act).status
+    assert (status.state, status.error_type) == ("FAILED", "StartFailed")
+    assert status.message.startswith("the working_dir could not be fetched: spec.runtimeEnv.working_dir: ")
+
+
 def test_a_job_never_ends_before_it_started() -> None:
     # The job started at 03:04:30.500 (the operator's milliseconds); its container says it
     # finished at 03:04:30 (the kubelet's whole seconds).

@@ -138,6 +138,26 @@ def test_an_unknown_field_is_refused_in_pythons_words_as_ray_does(api: ApiServer
     assert "entrypoint_num_cpu is not a known field" in refused.text  # and ours after it
 
 
+def test_a_working_dir_that_cannot_be_fetched_fails_the_job_as_ray_does(
+    ray: JobSubmissionClient, api: ApiServer, tenant: str
+) -> None:
+    # Ray's server takes it, then fails it as a runtime env it could not set up.
+    submission_id = ray.submit_job(entrypoint="true", runtime_env={"working_dir": "s3://bucket/job.zip"})
+    assert wait_terminal(ray, submission_id) == JobStatus.FAILED
+    info = ray.get_job_info(submission_id)
+    assert info.error_type == "RUNTIME_ENV_SETUP_FAILURE"
+    assert (info.message or "").startswith(
+        "runtime_env setup failed: Failed to set up runtime environment.\n"
+        "the working_dir could not be fetched: spec.runtimeEnv.working_dir: cannot fetch 's3://bucket/job.zip'"
+    ), info.message
+    with api.client(tenant) as seed:  # the seed dialect refuses it at the door
+        refused = seed.post(
+            "/api/jobs", json={"entrypoint": "true", "runtime_env": {"working_dir": "s3://b/j.zip"}}
+        )
+    assert refused.status_code == 400
+    assert "runtime_env.working_dir: cannot fetch 's3://b/j.zip' on this deployment" in refused.json()
+
+
 def test_ray_zero_resources_mean_the_default(ray: JobSubmissionClient, api: ApiServer, tenant: str) -> None:
     submission_id = ray.submit_job(entrypoint="true", entrypoint_num_cpus=0, entrypoint_memory=0)
     assert wait_terminal(ray, submission_id) == JobStatus.SUCCEEDED

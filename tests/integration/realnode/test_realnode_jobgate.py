@@ -331,6 +331,11 @@ def test_both_dialects_say_why_a_job_could_not_start(
         assert "image Not:A:Valid:Name cannot be used (InvalidImageName)" in (info.message or "")
         with real_api.client(tenant) as seed:
             job = seed.get(f"/api/jobs/{submission_id}").json()
-        assert (job["status"], job["error_type"], job["message"]) == ("FAILED", "StartFailed", info.message)
+        assert (job["status"], job["error_type"]) == ("FAILED", "StartFailed")
+        # Ray's words for a runtime env that could not be set up, then the same reason.
+        assert (
+            info.message
+            == f"runtime_env setup failed: Failed to set up runtime environment.\n{job['message']}"
+        )
     finally:
         delete_tenant_namespace(real_kube, tenant)
