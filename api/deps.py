@@ -69,6 +69,13 @@ def _tenant(connection: HTTPConnection, configured: Settings, x_tenant_id: str |
         raise errors.InvalidRequestError(f"X-Tenant-Id: {e}, got {x_tenant_id[:80]!r}") from e
 
 
+def package_space(
+    tenant: Annotated[str, Depends(tenant)], configured: Annotated[Settings, Depends(settings)]
+) -> str:
+    """Where the tenant's packages are kept: named as its namespace."""
+    return tenancy.namespace_for(tenant, prefix=configured.namespace_prefix)
+
+
 def authenticated(connection: HTTPConnection, configured: Annotated[Settings, Depends(settings)]) -> None:
     """For calls that act for no tenant (package uploads): only the token is checked."""
     _authenticated(connection, configured)
@@ -166,5 +173,6 @@ Tenant = Annotated[str, Depends(tenant)]
 PoolLabels = Annotated[tuple[str, ...], Depends(pool_labels)]
 Jobs = Annotated[service.Jobs, Depends(jobs)]
 Packages = Annotated[packages.Packages, Depends(package_store)]
+PackageSpace = Annotated[str, Depends(package_space)]
 Listing = Annotated[ListQuery, Depends(list_query)]
 Authenticated = Depends(authenticated)

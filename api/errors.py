@@ -59,6 +59,18 @@ class MissingError(ApiError):
     status = 404
 
 
+class PackageTakenError(ApiError):
+    """An upload of other bytes under a package name the tenant has already used."""
+
+    status = 409
+
+    def __init__(self, package: str) -> None:
+        super().__init__(
+            f"{package} exists with other contents: a package never changes (a changed "
+            "working_dir gets a new name from Ray's client)"
+        )
+
+
 class UnauthenticatedError(ApiError):
     status = 401  # no bearer token, and the deployment requires one
 

@@ -1,20 +1,26 @@
-"""Uploaded working_dir packages (Ray's `--working-dir`), kept as files in one directory.
+"""Uploaded working_dir packages (Ray's `--working-dir`), kept as files, one directory per tenant.
 
 Ray's client zips a local working_dir, names it by a hash of its contents
 (`_ray_pkg_<16 hex>.zip`), asks whether `gcs://<name>` exists and uploads it if not; the
 job then says `working_dir: gcs://<name>`, and the job's init container downloads it from
-the API (`GET /api/packages/gcs/<name>`). A package is written to a temporary file, synced
-and renamed into place, so a crash never leaves half a package under its name; it is kept
-until someone removes the file (names are content hashes: the same upload is the same file).
-Before that it is checked as the job's init container checks it before unpacking
-(`fetch_working_dir.check_archive`): a package the job could not unpack is refused with a
-400 naming the problem, and nothing is kept.
+the API (`GET /api/packages/gcs/<name>`, with its job's identity: see `routers.packages`).
+
+A package belongs to the tenant that uploaded it: each tenant has its own directory (named
+as its namespace), so another tenant's upload under the same name is another package, and
+whether a name exists says nothing about other tenants. A package is create-only: the same
+bytes again are fine, other bytes under a name already taken are refused (409), so a job
+always runs what was uploaded for it. A package is written to a temporary file, synced and
+renamed into place, so a crash never leaves half a package under its name; it is kept until
+someone removes the file. Before that it is checked as the job's init container checks it
+before unpacking (`fetch_working_dir.check_archive`): a package the job could not unpack is
+refused with a 400 naming the problem, and nothing is kept.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import re
 import tempfile
@@ -23,7 +29,7 @@ from pathlib import Path
 from typing import BinaryIO, Final
 
 from jobgate.api import errors
-from jobgate.crds import fetch_working_dir
+from jobgate.crds import fetch_working_dir, names
 
 PROTOCOL: Final = "gcs"  # the only package protocol Ray's client uploads to the job server
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}")
@@ -38,26 +44,28 @@ class Packages:
         """Create the directory if needed (at start: a bad directory fails there, not at upload)."""
         self._directory.mkdir(parents=True, exist_ok=True)
 
-    def find(self, protocol: str, name: str) -> Path | None:
-        """The stored package's file, None if there is none."""
-        path = self._directory / self._checked(protocol, name)
+    def find(self, protocol: str, name: str, *, space: str) -> Path | None:
+        """The tenant's stored package (`space`: the tenant's namespace), None if there is none."""
+        path = self._space(space) / self._checked(protocol, name)
         return path if path.is_file() else None
 
-    async def save(self, protocol: str, name: str, body: AsyncIterator[bytes]) -> None:
-        """Store a package from the request body (whose size the route limits)."""
+    async def save(self, protocol: str, name: str, body: AsyncIterator[bytes], *, space: str) -> None:
+        """Store a package of the tenant from the request body (whose size the route limits);
+        `PackageTakenError` if the tenant has other bytes under that name."""
         name = self._checked(protocol, name)
-        descriptor, temporary = tempfile.mkstemp(dir=self._directory, prefix=".upload-")
+        directory = self._space(space)
+        directory.mkdir(exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".upload-")
         try:
             with os.fdopen(descriptor, "w+b") as file:
                 async for chunk in body:
                     file.write(chunk)
                 # Checking and syncing block for as long as the disk takes: not on the event loop.
                 await asyncio.to_thread(self._check_archive, file)
-                await asyncio.to_thread(_commit, file, temporary, self._directory / name)
-        except BaseException:
+                await asyncio.to_thread(_commit, file, temporary, directory / name)
+        finally:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+                os.unlink(temporary)  # still there if it was refused, or was the same again
 
     def _check_archive(self, file: BinaryIO) -> None:
         file.flush()
@@ -65,6 +73,11 @@ class Packages:
             fetch_working_dir.check_archive(file, limits=self._limits)
         except fetch_working_dir.ArchiveError as e:
             raise errors.InvalidRequestError(f"package {e}") from e
+
+    def _space(self, space: str) -> Path:
+        if not names.DNS_LABEL.fullmatch(space):  # a namespace's name: never a path of its own
+            raise ValueError(f"not a namespace name: {space!r}")
+        return self._directory / space
 
     def _checked(self, protocol: str, name: str) -> str:
         if protocol != PROTOCOL:
@@ -77,12 +90,23 @@ class Packages:
 
 
 def _commit(file: BinaryIO, temporary: str, target: Path) -> None:
-    """Sync the written file, rename it into place, and make the rename durable too."""
+    """Sync the written file and link it into place, durably; the same bytes under the name
+    already are fine, other bytes are refused (the name stays as it is)."""
     file.flush()
     os.fsync(file.fileno())
-    os.replace(temporary, target)
+    try:
+        os.link(temporary, target)  # fails if the name is taken: never replaces a package
+    except FileExistsError:
+        if _digest(target) != _digest(Path(temporary)):
+            raise errors.PackageTakenError(f"package gcs://{target.name}") from None
+        return
     descriptor = os.open(target.parent, os.O_RDONLY)
     try:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def _digest(path: Path) -> bytes:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").digest()

@@ -144,6 +144,15 @@ class Jobs:
         await asyncio.to_thread(self._kube.delete_job, entry)
         return True
 
+    def fetches(self, job: index.Key, *, uid: str, package: str) -> bool:
+        """Whether that Job, of that uid (unguessable, and never shown by the API), is
+        unfinished and has `package` as its working_dir: its init container's credential."""
+        entry = self._index.get(job)
+        if entry is None or entry.job.ref.uid != uid or entry.state.terminal:
+            return False
+        spec = entry.job.spec
+        return isinstance(spec, crd.JobSpec) and spec.runtime_env.working_dir == package
+
     # -- logs -------------------------------------------------------------------------------
 
     async def logs(self, tenant: str, submission_id: str, *, dialect: models.Dialect) -> str:

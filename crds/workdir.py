@@ -71,6 +71,14 @@ class Source:
     location: str
     strip_top_dir: bool
     host_path: str | None = None  # the node directory mounted at MOUNTED_SOURCE (the root)
+    package: bool = False  # an uploaded package: fetched with the job's identity (`for_job`)
+
+    def for_job(self, *, namespace: str, name: str, uid: str) -> str:
+        """Where the job's init container fetches it: a package's URL carries the Job's
+        identity, its credential (the API serves a package to the unfinished Job using it)."""
+        if not self.package:
+            return self.location
+        return f"{self.location}?{urllib.parse.urlencode({'namespace': namespace, 'job': name, 'uid': uid})}"
 
 
 MOUNTED_SOURCE: Final = "/jobgate/source"
@@ -95,7 +103,7 @@ def _package(uri: str, *, base_url: str) -> Source:
     if not _PACKAGE_NAME.fullmatch(name):
         raise errors.SpecError(LOC, f"{uri!r} does not name an uploaded package (gcs://<name>)")
     # Ray's uploaded packages hold the directory's contents at their root: nothing to strip.
-    return Source(location=base_url.rstrip("/") + PACKAGES_PATH + name, strip_top_dir=False)
+    return Source(location=base_url.rstrip("/") + PACKAGES_PATH + name, strip_top_dir=False, package=True)
 
 
 def _node_path(uri: str, *, root: str) -> Source:

@@ -82,7 +82,7 @@ def render_pod(
     }
     if source:
         container["workingDir"] = WORKING_DIR
-        pod_spec["initContainers"] = [_fetch_container(source, quantities=quantities, config=config)]
+        pod_spec["initContainers"] = [_fetch_container(source, job=job, quantities=quantities, config=config)]
         if source.host_path:
             pod_spec["volumes"].append(
                 {
@@ -176,7 +176,7 @@ def _annotations(*, job: jobs.JobRef, spec: models.JobSpec) -> dict[str, str]:
 
 
 def _fetch_container(
-    source: workdir.Source, *, quantities: Mapping[str, str], config: policy.JobPolicy
+    source: workdir.Source, *, job: jobs.JobRef, quantities: Mapping[str, str], config: policy.JobPolicy
 ) -> dict[str, Any]:
     mounts: list[dict[str, Any]] = [{"name": _WORKSPACE_VOLUME, "mountPath": WORKSPACE}]
     within = []
@@ -189,7 +189,16 @@ def _fetch_container(
     return {
         "name": FETCH_CONTAINER,
         "image": config.fetch_image,
-        "command": ["python3", "-c", FETCH_SCRIPT, source.location, WORKING_DIR, *strip, *within, *bounds],
+        "command": [
+            "python3",
+            "-c",
+            FETCH_SCRIPT,
+            source.for_job(namespace=job.namespace, name=job.name, uid=job.uid),
+            WORKING_DIR,
+            *strip,
+            *within,
+            *bounds,
+        ],
         # The same as the job's, so that the init container never raises the pod's request.
         "resources": {"requests": dict(quantities), "limits": dict(quantities)},
         "volumeMounts": mounts,

@@ -2,11 +2,14 @@
 
     GET /ray/api/packages/{protocol}/{name}   Ray's "is it there?": 200 (empty) or 404
     PUT /ray/api/packages/{protocol}/{name}   Ray's upload (the zip as the body), size-limited (`limits`)
-    GET /api/packages/gcs/{name}              the package's bytes, for the init container
+    GET /api/packages/gcs/{name}?namespace=&job=&uid=   the package's bytes, for the init container
 
-Uploads need a bearer token when tokens are configured. The download does not: the init
-container has none (it runs with the job's rights, and a package's name is the hash of its
-contents). See README.md, "Packages".
+A package is the tenant's (see `packages`): the check and the upload act for the request's
+tenant, and need a bearer token when tokens are configured. The init container has no token:
+its credential is its Job's identity, uid included, which the operator puts in the URL. The
+download answers only while that Job is unfinished and names that package as its
+working_dir, so no one else (another tenant, or a job of the same tenant) can read it.
+See README.md, "Packages".
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any, Final
 
 from fastapi import APIRouter, Request, Response, responses
 
-from jobgate.api import deps, errors, models
+from jobgate.api import deps, errors, index, models
 
 _TEXT: Final = {"text/plain": {"schema": {"type": "string"}}}
 _BAD_NAME: Final = "The protocol is not `gcs`, or the name is not a package name"
@@ -47,8 +50,10 @@ router = APIRouter(tags=["packages"])
         404: {"description": "Not uploaded yet", "content": _TEXT},
     },
 )
-async def package_exists(protocol: str, package_name: str, packages: deps.Packages) -> Response:
-    if packages.find(protocol, package_name) is None:
+async def package_exists(
+    protocol: str, package_name: str, packages: deps.Packages, space: deps.PackageSpace
+) -> Response:
+    if packages.find(protocol, package_name, space=space) is None:
         raise errors.MissingError(f"Package {protocol}://{package_name} does not exist")
     return Response()
 
@@ -65,14 +70,15 @@ async def package_exists(protocol: str, package_name: str, packages: deps.Packag
             "content": _TEXT,
         },
         **_TOKEN,
+        409: {"description": "The tenant has other bytes under that name", "content": _TEXT},
         413: {"description": "Larger than the deployment allows", "content": _TEXT},
     },
     openapi_extra=_ARCHIVE_BODY,  # the body is read as a stream, not by FastAPI
 )
 async def upload_package(
-    protocol: str, package_name: str, request: Request, packages: deps.Packages
+    protocol: str, package_name: str, request: Request, packages: deps.Packages, space: deps.PackageSpace
 ) -> Response:
-    await packages.save(protocol, package_name, request.stream())
+    await packages.save(protocol, package_name, request.stream(), space=space)
     return Response()
 
 
@@ -82,13 +88,21 @@ async def upload_package(
     responses={
         200: {"description": "The package's bytes", "content": {"application/zip": {}}},
         400: {"description": _BAD_NAME, "model": str},
-        404: {"description": "No such package", "model": str},
+        404: {"description": "No such package, or not for that job", "model": str},
     },
 )
 async def download_package(
-    protocol: str, package_name: str, packages: deps.Packages
+    protocol: str,
+    package_name: str,
+    packages: deps.Packages,
+    jobs: deps.Jobs,
+    namespace: str = "",
+    job: str = "",
+    uid: str = "",
 ) -> responses.FileResponse:
-    path = packages.find(protocol, package_name)
+    # The Job first: only then is `namespace` known to be one (and the package's space).
+    fetching = jobs.fetches(index.Key(namespace, job), uid=uid, package=f"{protocol}://{package_name}")
+    path = packages.find(protocol, package_name, space=namespace) if fetching else None
     if path is None:
-        raise errors.MissingError(f"no package {protocol}://{package_name}")
+        raise errors.MissingError(f"no package {protocol}://{package_name} for that job")
     return responses.FileResponse(path, media_type="application/zip")

@@ -14,6 +14,7 @@ from jobgate.api import errors, packages
 from jobgate.crds import fetch_working_dir
 
 LIMITS = fetch_working_dir.Limits(max_bytes=1000, max_entries=5)
+A, B = "jobgate-t-a", "jobgate-t-b"  # two tenants' namespaces
 
 
 async def body(*chunks: bytes, fail: bool = False) -> AsyncIterator[bytes]:
@@ -23,24 +24,39 @@ async def body(*chunks: bytes, fail: bool = False) -> AsyncIterator[bytes]:
         raise ConnectionError("the client went away")
 
 
-def test_a_package_is_stored_whole(tmp_path: Path) -> None:
+def test_a_package_is_stored_whole_and_never_changes(tmp_path: Path) -> None:
     store = packages.Packages(tmp_path / "p", limits=LIMITS)
     store.open()
-    assert store.find("gcs", "_ray_pkg_a.zip") is None
+    assert store.find("gcs", "_ray_pkg_a.zip", space=A) is None
     first, second = archives.zipped({"a.py": "1"}), archives.zipped({"b.py": "2"})
-    asyncio.run(store.save("gcs", "_ray_pkg_a.zip", body(first[:10], first[10:])))
-    found = store.find("gcs", "_ray_pkg_a.zip")
+    asyncio.run(store.save("gcs", "_ray_pkg_a.zip", body(first[:10], first[10:]), space=A))
+    found = store.find("gcs", "_ray_pkg_a.zip", space=A)
     assert found is not None
     assert found.read_bytes() == first
-    asyncio.run(store.save("gcs", "_ray_pkg_a.zip", body(second)))  # the same name: replaced
-    assert found.read_bytes() == second
+    asyncio.run(store.save("gcs", "_ray_pkg_a.zip", body(first), space=A))  # the same again: fine
+    with pytest.raises(errors.PackageTakenError, match=r"gcs://_ray_pkg_a\.zip exists with other contents"):
+        asyncio.run(store.save("gcs", "_ray_pkg_a.zip", body(second), space=A))
+    assert found.read_bytes() == first
+    assert [path.name for path in found.parent.iterdir()] == ["_ray_pkg_a.zip"]  # no upload left
+
+
+def test_each_tenant_has_its_own_packages(tmp_path: Path) -> None:
+    store = packages.Packages(tmp_path, limits=LIMITS)
+    mine, theirs = archives.zipped({"a.py": "mine"}), archives.zipped({"a.py": "theirs"})
+    asyncio.run(store.save("gcs", "_ray_pkg_a.zip", body(mine), space=A))
+    assert store.find("gcs", "_ray_pkg_a.zip", space=B) is None  # nothing said of A's
+    asyncio.run(store.save("gcs", "_ray_pkg_a.zip", body(theirs), space=B))  # B's own
+    assert (tmp_path / A / "_ray_pkg_a.zip").read_bytes() == mine
+    assert (tmp_path / B / "_ray_pkg_a.zip").read_bytes() == theirs
+    with pytest.raises(ValueError, match="not a namespace name"):
+        store.find("gcs", "_ray_pkg_a.zip", space="..")
 
 
 def test_an_interrupted_upload_leaves_nothing(tmp_path: Path) -> None:
     store = packages.Packages(tmp_path, limits=LIMITS)
     with pytest.raises(ConnectionError):
-        asyncio.run(store.save("gcs", "_ray_pkg_b.zip", body(b"PK", fail=True)))
-    assert list(tmp_path.iterdir()) == []
+        asyncio.run(store.save("gcs", "_ray_pkg_b.zip", body(b"PK", fail=True), space=A))
+    assert list((tmp_path / A).iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -58,8 +74,8 @@ def test_a_package_the_job_could_not_unpack_is_refused_and_not_kept(
 ) -> None:
     store = packages.Packages(tmp_path, limits=LIMITS)
     with pytest.raises(errors.InvalidRequestError, match=message):
-        asyncio.run(store.save("gcs", "_ray_pkg_c.zip", body(data)))
-    assert list(tmp_path.iterdir()) == []
+        asyncio.run(store.save("gcs", "_ray_pkg_c.zip", body(data), space=A))
+    assert list((tmp_path / A).iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -75,4 +91,4 @@ def test_a_package_the_job_could_not_unpack_is_refused_and_not_kept(
 def test_names_are_checked(tmp_path: Path, protocol: str, name: str, message: str) -> None:
     store = packages.Packages(tmp_path, limits=LIMITS)
     with pytest.raises(errors.InvalidRequestError, match=message):
-        store.find(protocol, name)
+        store.find(protocol, name, space=A)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 import pytest
@@ -224,3 +225,16 @@ def test_every_container_is_stripped_of_privileges() -> None:
             "capabilities": {"drop": ["ALL"]},
             "privileged": False,
         }
+
+
+def test_an_uploaded_package_is_fetched_with_the_jobs_identity() -> None:
+    serving = config.Config(package_base_url="http://jobgate-api:8265")
+    pod = render(configuration=serving, runtimeEnv={"working_dir": "gcs://_ray_pkg_0123456789abcdef.zip"})
+    (fetch,) = pod["spec"]["initContainers"]
+    url = urllib.parse.urlsplit(fetch["command"][3])
+    assert (
+        url._replace(query="").geturl()
+        == "http://jobgate-api:8265/api/packages/gcs/_ray_pkg_0123456789abcdef.zip"
+    )
+    query = urllib.parse.parse_qs(url.query)
+    assert query == {"namespace": [JOB.namespace], "job": [JOB.name], "uid": [JOB.uid]}

@@ -446,9 +446,8 @@ def test_packages_a_job_could_not_safely_unpack_are_refused_and_not_kept(
         assert response.text.startswith("package ")
         assert problem in response.text
         assert http.get(f"/ray/api/packages/gcs/{name}").status_code == 404
-        assert http.get(f"/api/packages/gcs/{name}").status_code == 404
-    assert not list(limited_api.package_dir.glob(".upload-*"))  # the temporary file is gone too
-    assert not (limited_api.package_dir / name).exists()
+    assert not list(limited_api.package_dir.glob("*/.upload-*"))  # the temporary file is gone too
+    assert not list(limited_api.package_dir.glob(f"*/{name}"))
 
 
 def test_a_package_within_the_limits_is_kept(limited_api: ApiServer) -> None:
@@ -457,7 +456,9 @@ def test_a_package_within_the_limits_is_kept(limited_api: ApiServer) -> None:
     )
     with limited_api.client() as http:
         assert http.put("/ray/api/packages/gcs/_ray_pkg_fine.zip", content=package).status_code == 200
-        assert http.get("/api/packages/gcs/_ray_pkg_fine.zip").content == package
+        assert http.get("/ray/api/packages/gcs/_ray_pkg_fine.zip").status_code == 200
+    (kept,) = limited_api.package_dir.glob("*/_ray_pkg_fine.zip")
+    assert kept.read_bytes() == package
 
 
 # -- shell metacharacters: the job's own business, passed as data -------------------------

@@ -83,12 +83,11 @@ def test_the_sdk_submits_reads_logs_lists_stops_and_deletes(
     assert done.start_time <= done.end_time
     assert [job.submission_id for job in ray.list_jobs()] == [submission_id]
 
-    # The package the job's init container downloads is there, byte for byte what was uploaded.
+    # The package Ray's client uploaded is the tenant's: there for it, not for another.
     package = info.runtime_env["working_dir"].removeprefix("gcs://")
-    with api.client(tenant) as http:
-        download = http.get(f"/api/packages/gcs/{package}")
-    assert download.status_code == 200
-    assert download.content[:2] == b"PK"  # a zip
+    with api.client(tenant) as http, api.client(f"{tenant}-other") as stranger:
+        assert http.get(f"/ray/api/packages/gcs/{package}").status_code == 200
+        assert stranger.get(f"/ray/api/packages/gcs/{package}").status_code == 404
 
     long_id = ray.submit_job(
         entrypoint="sleep 600", submission_id="ray_long-1", metadata={"fake-duration": "600s"}

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import uuid
+
 import archives
-from apiprocess import STORED_PACKAGE_LIMIT, ApiServer, wait_status
+from apiprocess import STORED_PACKAGE_LIMIT, ApiServer, delete_tenant_namespace, wait_status
+from kubernetes import client
+
+from jobgate.api import config, tenancy
 
 JOB = {"entrypoint": "true", "runtime_env": {"working_dir": "https://example.com/job.zip"}}
 
 
 def test_packages_are_stored_served_and_limited(stored_api: ApiServer, tenant: str) -> None:
     name, package = "_ray_pkg_0123456789abcdef.zip", archives.zipped({"script.py": "print(1)"})
+    space = stored_api.package_dir / tenancy.namespace_for(tenant, prefix=config.DEFAULT_NAMESPACE_PREFIX)
     with stored_api.client(tenant) as http:
         assert http.get(f"/ray/api/packages/gcs/{name}").status_code == 404
-        assert http.get(f"/api/packages/gcs/{name}").status_code == 404
         assert http.put(f"/ray/api/packages/gcs/{name}", content=package).status_code == 200
         exists = http.get(f"/ray/api/packages/gcs/{name}")
         assert (exists.status_code, exists.content) == (200, b"")  # Ray's client only asks whether
-        download = http.get(f"/api/packages/gcs/{name}")  # the init container's download
-        assert (download.status_code, download.content) == (200, package)
-        assert (stored_api.package_dir / name).read_bytes() == package
-        assert not [path for path in stored_api.package_dir.iterdir() if path.name != name]  # no leftovers
+        assert (space / name).read_bytes() == package
+        assert [path.name for path in space.iterdir()] == [name]  # no leftovers
 
         too_big = http.put(
             "/ray/api/packages/gcs/_ray_pkg_big.zip", content=b"x" * (STORED_PACKAGE_LIMIT + 1)
@@ -29,6 +32,45 @@ def test_packages_are_stored_served_and_limited(stored_api: ApiServer, tenant: s
         assert http.get("/ray/api/packages/gcs/_ray_pkg_big.zip").status_code == 404
         assert http.put("/ray/api/packages/s3/x.zip", content=b"x").status_code == 400
         assert http.put("/ray/api/packages/gcs/.hidden", content=b"x").status_code == 400
+
+
+def test_a_package_is_the_tenants_never_changes_and_only_its_job_fetches_it(
+    stored_api: ApiServer, tenant: str, kube: client.ApiClient
+) -> None:
+    name = f"_ray_pkg_{uuid.uuid4().hex[:16]}.zip"
+    mine, theirs = archives.zipped({"main.py": "print('mine')"}), archives.zipped({"main.py": "evil()"})
+    other = f"other-{uuid.uuid4().hex[:6]}"
+    try:
+        with stored_api.client(tenant) as owner, stored_api.client(other) as stranger:
+            assert owner.put(f"/ray/api/packages/gcs/{name}", content=mine).status_code == 200
+            assert stranger.get(f"/ray/api/packages/gcs/{name}").status_code == 404  # says nothing of A's
+            assert stranger.put(f"/ray/api/packages/gcs/{name}", content=theirs).status_code == 200  # its own
+            taken = owner.put(f"/ray/api/packages/gcs/{name}", content=theirs)
+            assert taken.status_code == 409
+            assert "exists with other contents" in taken.text
+            assert (
+                owner.put(f"/ray/api/packages/gcs/{name}", content=mine).status_code == 200
+            )  # the same again
+
+            job = {**JOB, "submission_id": "pkg", "metadata": {"fake-duration": "600s"}}
+            job["runtime_env"] = {"working_dir": f"gcs://{name}"}
+            assert owner.post("/api/jobs", json=job).status_code == 200
+            namespace = tenancy.namespace_for(tenant, prefix=config.DEFAULT_NAMESPACE_PREFIX)
+            uid = client.CustomObjectsApi(kube).get_namespaced_custom_object(
+                "jobgate.io", "v1alpha1", namespace, "jobs", "app-pkg"
+            )["metadata"]["uid"]
+            url = f"/api/packages/gcs/{name}"
+            identity = {"namespace": namespace, "job": "app-pkg", "uid": uid}
+            with stored_api.client() as pod:  # the init container: no tenant, no token
+                fetched = pod.get(url, params=identity)
+                assert (fetched.status_code, fetched.content) == (200, mine)
+                for wrong in ({"uid": "guessed"}, {"job": "app-other"}, {"namespace": "jobgate-t-x"}, {}):
+                    assert pod.get(url, params={**identity, **wrong} if wrong else None).status_code == 404
+                assert owner.post("/api/jobs/app-pkg/stop").status_code == 200
+                wait_status(owner, "/api/jobs/app-pkg", "STOPPED")
+                assert pod.get(url, params=identity).status_code == 404  # finished: no more
+    finally:
+        delete_tenant_namespace(kube, other)
 
 
 def test_probes_metrics_and_docs(api: ApiServer, tenant: str) -> None:

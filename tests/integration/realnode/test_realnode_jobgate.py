@@ -70,8 +70,22 @@ def workdir_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def api_server(real_cluster: LocalCluster, workdir_root: Path) -> ApiServer:
+    """The API on the real-node cluster (started by `real_api`), configured as the operator
+    is; pods reach it through a relay at the node's address, on its port."""
+    server = ApiServer(
+        name="realnode",
+        kubeconfig=real_cluster.kubeconfig,
+        workdir=real_cluster.state_dir / "logs",
+        env={"JOBGATE_FILE_URI_ROOT": str(workdir_root)},
+    )
+    server.env["JOBGATE_PACKAGE_BASE_URL"] = f"http://{realnode.NODE_IP}:{server.port}"
+    return server
+
+
+@pytest.fixture(scope="module")
 def real_operator(
-    real_cluster: LocalCluster, real_kube: client.ApiClient, workdir_root: Path
+    real_cluster: LocalCluster, real_kube: client.ApiClient, workdir_root: Path, api_server: ApiServer
 ) -> Iterator[None]:
     """The operator, its jobs defaulting to the real node's image, file:// dirs enabled."""
     try:
@@ -90,6 +104,7 @@ def real_operator(
         "JOBGATE_FILE_URI_ROOTS": f"{GHOST_TENANT}={GHOST_ROOT}",
         "JOBGATE_START_TIMEOUT_SECONDS": str(START_TIMEOUT),
         "JOBGATE_ALLOWED_IMAGES": "*",  # the start-failure tests name images of any registry
+        "JOBGATE_PACKAGE_BASE_URL": api_server.env["JOBGATE_PACKAGE_BASE_URL"],
         "JOBGATE_OPERATOR_LIVENESS": f"http://127.0.0.1:{port}/healthz",
     }
     with log_path.open("ab") as log:
@@ -296,19 +311,42 @@ def test_a_file_root_missing_on_the_node_fails_the_job_naming_the_path(
 
 
 @pytest.fixture(scope="module")
-def real_api(real_cluster: LocalCluster, real_operator: None, workdir_root: Path) -> Iterator[ApiServer]:
-    """The API on the real-node cluster, configured as the operator is."""
-    server = ApiServer(
-        name="realnode",
-        kubeconfig=real_cluster.kubeconfig,
-        workdir=real_cluster.state_dir / "logs",
-        env={"JOBGATE_FILE_URI_ROOT": str(workdir_root)},
-    )
-    server.start()
+def real_api(real_cluster: LocalCluster, real_operator: None, api_server: ApiServer) -> Iterator[ApiServer]:
+    relay = real_cluster.spawn(f"api-relay-{api_server.port}", realnode.relay_argv(api_server.port))
+    api_server.start()
     try:
-        yield server
+        yield api_server
     finally:
-        server.stop()
+        api_server.stop()
+        relay.stop()
+
+
+def test_ray_uploads_a_working_dir_and_the_job_runs_it_on_the_node(
+    real_api: ApiServer, real_kube: client.ApiClient, tmp_path: Path
+) -> None:
+    """`ray job submit --working-dir`: the real init container fetches the tenant's package
+    with its Job's identity, through the relay, and the entrypoint runs in it."""
+    (tmp_path / "script.py").write_text("print('hello from the package')\n")
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    ray = JobSubmissionClient(
+        f"{real_api.url}/ray", headers={"X-Tenant-Id": tenant, "X-Pool-Label": realnode.POOL_SELECTOR_LABEL}
+    )
+    try:
+        submission_id = ray.submit_job(
+            entrypoint="python script.py", runtime_env={"working_dir": str(tmp_path)}
+        )
+
+        def ended() -> JobDetails | None:
+            info = ray.get_job_info(submission_id)
+            return info if info.status.is_terminal() else None
+
+        info = eventually(ended, timeout=BOUND, message=f"job {submission_id} to end")
+        assert info.status == JobStatus.SUCCEEDED, info.message
+        assert ray.get_job_logs(submission_id).endswith(
+            f"Running entrypoint for job {submission_id}: python script.py\nhello from the package\n"
+        )
+    finally:
+        delete_tenant_namespace(real_kube, tenant)
 
 
 def test_both_dialects_say_why_a_job_could_not_start(
