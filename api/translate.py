@@ -41,6 +41,7 @@ _REQUEST_FIELDS: Final = {
     ("runtimeEnv",): "runtime_env",
     ("entrypoint",): "entrypoint",
     ("metadata",): "metadata",
+    ("poolLabels",): "X-Pool-Label",
     # Read from the metadata (see `_retry_fields`), and named as the schema's error has them.
     ("max_attempts",): f"metadata.{crd.METADATA_MAX_ATTEMPTS}",
     ("pod_failure_policy",): f"metadata.{crd.METADATA_POD_FAILURE_POLICY}",

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Final, TypeVar
 import pydantic
 import pydantic_settings
 
-from jobgate.crds import fetch_working_dir, workdir
+from jobgate.crds import fetch_working_dir, placement, workdir
 from jobgate.crds import images as image_rules
 from jobgate.crds import resources as resource_rules
 
@@ -86,12 +86,18 @@ class JobPolicy(pydantic_settings.BaseSettings):
     # Prefixes of full image references a job may name in runtime_env.image_uri (`*`: any);
     # unset: the registry of `image` only (see `images`).
     allowed_images: Annotated[tuple[str, ...], pydantic_settings.NoDecode] = ()
+    # Label keys a job may name as pools (see `placement`): all tenants', and per tenant.
+    allowed_pool_labels: Annotated[tuple[str, ...], pydantic_settings.NoDecode] = ()
+    tenant_pool_labels: Annotated[dict[str, tuple[str, ...]], pydantic_settings.NoDecode] = pydantic.Field(
+        default_factory=dict
+    )
     max_unpacked_bytes: int = pydantic.Field(default=fetch_working_dir.DEFAULT_MAX_BYTES, ge=1)
     max_unpacked_entries: int = pydantic.Field(default=fetch_working_dir.DEFAULT_MAX_ENTRIES, ge=1)
 
     _resources: resource_rules.ResourcePolicy = pydantic.PrivateAttr()
     _working_dir: workdir.WorkingDirPolicy = pydantic.PrivateAttr()
     _images: image_rules.ImagePolicy = pydantic.PrivateAttr()
+    _placement: placement.PlacementPolicy = pydantic.PrivateAttr()
 
     @pydantic.field_validator("custom_resources", mode="before")
     @classmethod
@@ -102,10 +108,22 @@ class JobPolicy(pydantic_settings.BaseSettings):
         pairs = _pairs(value, shape="NAME=vendor.com/resource[,NAME=...]")
         return {name: resource_rules.extended_resource(resource) for name, resource in pairs.items()}
 
-    @pydantic.field_validator("allowed_images", mode="before")
+    @pydantic.field_validator("allowed_images", "allowed_pool_labels", mode="before")
     @classmethod
-    def _allowed_images(cls, value: Any) -> Any:
+    def _items(cls, value: Any) -> Any:
         return items(value) if isinstance(value, str) else value
+
+    @pydantic.field_validator("tenant_pool_labels", mode="before")
+    @classmethod
+    def _tenant_pools(cls, value: Any) -> Any:
+        """`acme=pool-gpu|pool-cpu,beta=pool-cpu` -> {"acme": ("pool-gpu", "pool-cpu"), ...}."""
+        if not isinstance(value, str):
+            return value
+        pairs = _pairs(value, shape="TENANT=label-key|label-key[,TENANT=...]")
+        return {
+            tenant: tuple(key.strip() for key in keys.split("|") if key.strip())
+            for tenant, keys in pairs.items()
+        }
 
     @pydantic.field_validator("gpu_resource")
     @classmethod
@@ -149,6 +167,9 @@ class JobPolicy(pydantic_settings.BaseSettings):
             default_memory=self.default_memory,
         )
         self._images = image_rules.ImagePolicy.for_images(self.allowed_images, job_image=self.image)
+        self._placement = placement.PlacementPolicy(
+            allowed=self.allowed_pool_labels, per_tenant=self.tenant_pool_labels
+        )
         self._working_dir = workdir.WorkingDirPolicy(
             package_base_url=self.package_base_url,
             file_root=self.file_uri_root,
@@ -161,6 +182,10 @@ class JobPolicy(pydantic_settings.BaseSettings):
     @property
     def images(self) -> image_rules.ImagePolicy:
         return self._images
+
+    @property
+    def placement(self) -> placement.PlacementPolicy:
+        return self._placement
 
     @property
     def fetch_image(self) -> str:

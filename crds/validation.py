@@ -28,6 +28,7 @@ def check_spec(spec: models.JobSpec, *, rules: policy.JobPolicy) -> Checked:
     working_dir = spec.runtime_env.working_dir
     if spec.runtime_env.image_uri:
         rules.images.check(spec.runtime_env.image_uri)
+    rules.placement.check(spec.pool_labels, tenant=spec.tenant)
     return Checked(
         quantities=resources.quantities(spec.resources, policy=rules.resources),
         source=workdir.source_for(working_dir, policy=rules.working_dir, tenant=spec.tenant)

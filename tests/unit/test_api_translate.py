@@ -167,7 +167,7 @@ def test_the_manifest_names_and_labels_the_job() -> None:
         (("resources", "gpus"), "entrypoint_num_gpus"),
         (("resources", "custom", "NPU"), "entrypoint_resources.NPU"),
         (("runtimeEnv", "working_dir"), "runtime_env.working_dir"),
-        (("poolLabels", "0"), "spec.poolLabels.0"),
+        (("poolLabels", "0"), "X-Pool-Label.0"),  # the header's first label
     ],
 )
 def test_spec_fields_are_named_as_the_request_names_them(loc: tuple[str, ...], field: str) -> None:

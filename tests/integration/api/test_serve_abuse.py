@@ -191,6 +191,12 @@ def test_fields_past_what_a_pod_can_hold_are_refused_before_anything_is_stored(
         (None, "=v", "X-Pool-Label: '=v' is not a node label key"),
         (None, "pool;rm -rf /", "X-Pool-Label: 'pool;rm -rf /' is not a node label key"),
         (None, "x" * 8000, "X-Pool-Label: 'xxx"),
+        # A node's own label would pin the job to a node of the tenant's choosing.
+        (
+            None,
+            "pool-cpu, kubernetes.io/hostname=cpu-a-0",
+            "X-Pool-Label: 'kubernetes.io/hostname=cpu-a-0' is a Kubernetes label of the node itself",
+        ),
     ],
     ids=lambda value: value[:16] if isinstance(value, str) else "",
 )
