@@ -40,6 +40,15 @@ DEFAULT_MAX_LOG_TAILS_PER_TENANT: Final = 20
 _PREFIX_PATTERN: Final = r"^[a-z0-9][-a-z0-9]{0,31}$"
 
 
+class PodSecurityLevel(enum.StrEnum):
+    """The Pod Security Standard enforced in the tenant namespaces the API creates. Job pods
+    meet `baseline` (no host namespaces, no privilege, no added capability); `restricted`
+    would also need them to run as non-root, which they do not yet."""
+
+    BASELINE = "baseline"
+    PRIVILEGED = "privileged"
+
+
 class SubmitWait(enum.StrEnum):
     """When `POST /api/jobs` answers."""
 
@@ -71,6 +80,7 @@ class Settings(policy.JobPolicy):
         default_factory=dict, validation_alias="JOBGATE_API_TOKENS_FILE"
     )
     submit_wait: SubmitWait = SubmitWait.SCHEDULED
+    pod_security_level: PodSecurityLevel = PodSecurityLevel.BASELINE
     # Each Job's spec.schedulingTimeoutMs.
     scheduling_timeout_ms: int = pydantic.Field(default=models.DEFAULT_SCHEDULING_TIMEOUT_MS, ge=0)
     # How long past the scheduling timeout a waiting submit gives the operator to report its
@@ -131,6 +141,14 @@ class Settings(policy.JobPolicy):
             return read_tokens(Path(value))
         except OSError as e:
             raise ValueError(str(e)) from e
+
+
+def pod_security_for(settings: Settings, tenant: str) -> PodSecurityLevel:
+    """The level of the tenant's namespace: a tenant that may use file:// working dirs gets
+    `privileged`, since those mount a node directory (hostPath), which `baseline` forbids."""
+    if settings.working_dir.root_for(tenant) is not None:
+        return PodSecurityLevel.PRIVILEGED
+    return settings.pod_security_level
 
 
 def unauthenticated_exposure(settings: Settings) -> str | None:

@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Collection, Iterator,
 from typing import Final
 
 from jobgate.api import errors, index, models, store, tenancy, translate, views
-from jobgate.api.config import Settings, SubmitWait
+from jobgate.api.config import Settings, SubmitWait, pod_security_for
 from jobgate.core import jobs, logs, pods
 from jobgate.crds import models as crd
 
@@ -69,7 +69,10 @@ class Jobs:
             raise errors.DuplicateJobError(submission_id)
         try:
             created = await asyncio.to_thread(
-                self._kube.create_job, translate.manifest(spec, namespace=namespace), tenant=tenant
+                self._kube.create_job,
+                translate.manifest(spec, namespace=namespace),
+                tenant=tenant,
+                pod_security=pod_security_for(self._settings, tenant),
             )
         except jobs.AlreadyExistsError as e:
             raise errors.DuplicateJobError(submission_id) from e

@@ -71,12 +71,13 @@ class Store:
 
     # -- namespaces -------------------------------------------------------------------------
 
-    def ensure_namespace(self, tenant: str) -> str:
-        """The tenant's namespace, created (labelled as the tenant's) if it does not exist.
+    def ensure_namespace(self, tenant: str, *, pod_security: str) -> str:
+        """The tenant's namespace, created (labelled as the tenant's, with that Pod Security
+        level) if it does not exist; one that exists is used as it is.
 
         `errors.ForbiddenError` if a namespace of that name exists but is not the tenant's.
         """
-        manifest = tenancy.namespace_manifest(tenant, prefix=self._prefix)
+        manifest = tenancy.namespace_manifest(tenant, prefix=self._prefix, pod_security=pod_security)
         name: str = manifest["metadata"]["name"]
         if name in self._ready_namespaces:
             return name
@@ -109,14 +110,14 @@ class Store:
 
     # -- Jobs -------------------------------------------------------------------------------
 
-    def create_job(self, manifest: dict[str, Any], *, tenant: str) -> jobs.Job:
+    def create_job(self, manifest: dict[str, Any], *, tenant: str, pod_security: str) -> jobs.Job:
         """Create the Job in the tenant's namespace, made first if need be.
 
         `jobs.AlreadyExistsError` if its name is taken. The index has the Job on return.
         """
         key = index.Key(manifest["metadata"]["namespace"], manifest["metadata"]["name"])
         for first in (True, False):
-            namespace = self.ensure_namespace(tenant)
+            namespace = self.ensure_namespace(tenant, pod_security=pod_security)
             try:
                 with self.jobs.writing(key) as answer:
                     created = self._job_api.create(manifest)

@@ -18,6 +18,7 @@ from jobgate.crds import models, names
 
 MAX_TENANT_LENGTH: Final = 253  # as spec.tenant in crds/models.py
 _HASH_LENGTH: Final = 12
+POD_SECURITY: Final = "pod-security.kubernetes.io/"  # the PodSecurity admission's namespace labels
 
 
 def check_tenant(text: str) -> str:
@@ -37,14 +38,21 @@ def namespace_for(tenant: str, *, prefix: str) -> str:
     return f"{prefix}{readable}--{hashed}"
 
 
-def namespace_manifest(tenant: str, *, prefix: str) -> dict[str, Any]:
-    """The tenant's namespace, as the API creates it on the tenant's first submission."""
+def namespace_manifest(tenant: str, *, prefix: str, pod_security: str) -> dict[str, Any]:
+    """The tenant's namespace, as the API creates it on the tenant's first submission: the
+    Pod Security Standard `pod_security` enforced in it (the apiserver's PodSecurity
+    admission), and warned about at `restricted`."""
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
         "metadata": {
             "name": namespace_for(tenant, prefix=prefix),
-            "labels": {models.LABEL_TENANT: names.label_value(tenant)},
+            "labels": {
+                models.LABEL_TENANT: names.label_value(tenant),
+                f"{POD_SECURITY}enforce": pod_security,
+                f"{POD_SECURITY}enforce-version": "latest",
+                f"{POD_SECURITY}warn": "restricted",
+            },
             "annotations": {models.ANNOTATION_TENANT: tenant},
         },
     }

@@ -166,3 +166,11 @@ def test_the_tenants_are_a_checked_list(monkeypatch: pytest.MonkeyPatch) -> None
     assert load(monkeypatch, {"JOBGATE_TENANTS": " acme, Big Team ,"}).tenants == {"acme", "Big Team"}
     with pytest.raises(policy.SettingsError, match="JOBGATE_TENANTS"):
         load(monkeypatch, {"JOBGATE_TENANTS": "acme," + "x" * 300})
+
+
+def test_a_tenant_with_file_working_dirs_gets_a_privileged_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load(monkeypatch, {"JOBGATE_FILE_URI_ROOTS": "acme=/srv/acme"})
+    assert config.pod_security_for(settings, "acme") is config.PodSecurityLevel.PRIVILEGED  # hostPath
+    assert config.pod_security_for(settings, "beta") is config.PodSecurityLevel.BASELINE
+    with pytest.raises(policy.SettingsError, match="JOBGATE_POD_SECURITY_LEVEL"):
+        load(monkeypatch, {"JOBGATE_POD_SECURITY_LEVEL": "restricted"})

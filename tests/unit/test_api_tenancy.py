@@ -44,10 +44,13 @@ def test_no_two_tenants_share_a_namespace() -> None:
 
 
 def test_the_namespace_records_its_tenant() -> None:
-    manifest = tenancy.namespace_manifest("ACME Corp", prefix=PREFIX)
+    manifest = tenancy.namespace_manifest("ACME Corp", prefix=PREFIX, pod_security="baseline")
     assert manifest["metadata"]["labels"] == {
-        "jobgate.io/tenant": "ACME-Corp-27de7f29"
-    }  # label-safe, hashed whole
+        "jobgate.io/tenant": "ACME-Corp-27de7f29",  # label-safe, hashed whole
+        "pod-security.kubernetes.io/enforce": "baseline",
+        "pod-security.kubernetes.io/enforce-version": "latest",
+        "pod-security.kubernetes.io/warn": "restricted",
+    }
     assert tenancy.owner_of(manifest) == "ACME Corp"
     assert tenancy.owner_of({"metadata": {"name": "kube-system"}}) is None
 

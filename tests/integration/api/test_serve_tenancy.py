@@ -3,6 +3,7 @@ it did not exist, on every endpoint of both dialects."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -125,3 +126,27 @@ def test_when_tenants_are_listed_no_other_gets_a_namespace(
     assert tenancy.namespace_for(stranger, prefix=config.DEFAULT_NAMESPACE_PREFIX) not in namespaces
     with server.client(tenant) as http:
         assert http.post("/api/jobs", json=JOB).status_code == 200
+
+
+def test_a_tenant_namespace_enforces_the_baseline_pod_security_standard(
+    api_servers: ApiServers, tenant: str, kube: client.ApiClient
+) -> None:
+    # No file:// root here: those mount a node directory, which only `privileged` allows.
+    server = api_servers.start("baseline", JOBGATE_FILE_URI_ROOT="")
+    with server.client(tenant) as http:
+        assert http.post("/api/jobs", json={**JOB, "submission_id": "meets-it"}).status_code == 200
+        assert wait_status(http, "/api/jobs/app-meets-it", "SUCCEEDED")  # job pods meet it
+    namespace = tenancy.namespace_for(tenant, prefix=config.DEFAULT_NAMESPACE_PREFIX)
+    core = client.CoreV1Api(kube)
+    labels = core.read_namespace(namespace).metadata.labels
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    host = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="on-the-host"),
+        spec=client.V1PodSpec(host_network=True, containers=[client.V1Container(name="c", image="x")]),
+    )
+    with pytest.raises(client.ApiException) as refused:
+        core.create_namespaced_pod(namespace, host)  # even the cluster's admin, in that namespace
+    assert refused.value.status == 403
+    assert (
+        'violates PodSecurity "baseline:latest": host namespaces' in json.loads(refused.value.body)["message"]
+    )
