@@ -253,6 +253,18 @@ def test_the_cli_stops_and_deletes(cli: dict[str, str]) -> None:
     assert "does not exist" in missing.stdout + missing.stderr
 
 
+def test_the_cli_follows_a_finished_jobs_log_and_stop_leaves_it_as_ray_does(cli: dict[str, str]) -> None:
+    """`ray job logs --follow` of a finished job prints it whole and exits 0; `ray job stop`
+    of a finished job leaves it as it ended, and says how."""
+    assert ray_cli(cli, "submit", "--submission-id", "cli-done", "--", "true").returncode == 0
+    followed = ray_cli(cli, "logs", "--follow", "cli-done")
+    assert followed.returncode == 0, followed.stderr
+    assert ray_log("cli-done", "true") in followed.stdout
+    finished = ray_cli(cli, "stop", "cli-done")
+    assert finished.returncode == 0, finished.stderr
+    assert "Job 'cli-done' succeeded" in finished.stdout + finished.stderr
+
+
 def test_retries_are_asked_for_in_the_metadata(ray: JobSubmissionClient) -> None:
     """Ray has no retry fields: two documented metadata keys carry them (README)."""
     policy = '{"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]}'
