@@ -10,10 +10,12 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
-from apiprocess import ApiServer
+from apiprocess import ApiServer, ApiServers, delete_tenant_namespace
+from kubernetes import client
 from ray.job_submission import JobStatus, JobSubmissionClient
 from waiting import eventually
 
@@ -263,6 +265,24 @@ def test_the_cli_follows_a_finished_jobs_log_and_stop_leaves_it_as_ray_does(cli:
     finished = ray_cli(cli, "stop", "cli-done")
     assert finished.returncode == 0, finished.stderr
     assert "Job 'cli-done' succeeded" in finished.stdout + finished.stderr
+
+
+def test_a_client_without_headers_gets_the_deployments_default_tenant_and_pool(
+    api_servers: ApiServers, kube: client.ApiClient
+) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    server = api_servers.start(
+        "defaults", JOBGATE_DEFAULT_TENANT=tenant, JOBGATE_DEFAULT_POOL_LABELS="jobgate.io/pool=cpu-b"
+    )
+    try:
+        ray = JobSubmissionClient(f"{server.url}/ray")  # no RAY_JOB_HEADERS: neither header
+        submission_id = ray.submit_job(entrypoint="true")
+        assert wait_terminal(ray, submission_id) == JobStatus.SUCCEEDED
+        assert (ray.get_job_info(submission_id).driver_node_id or "").startswith("cpu-b-")
+        with server.client(tenant) as http:  # the default tenant's job
+            assert http.get(f"/ray/api/jobs/{submission_id}").status_code == 200
+    finally:
+        delete_tenant_namespace(kube, tenant)
 
 
 def test_retries_are_asked_for_in_the_metadata(ray: JobSubmissionClient) -> None:
