@@ -71,6 +71,9 @@ class JobPolicy(pydantic_settings.BaseSettings):
     default_cpus: float = resource_rules.DEFAULT_CPUS
     default_memory: int = resource_rules.DEFAULT_MEMORY
     package_base_url: str | None = None  # the API's base URL as pods reach it: enables gcs://
+    pip_index_url: str | None = (
+        None  # the index runtime_env.pip installs from (a mirror); pip's own when unset
+    )
     file_uri_root: str | None = None  # enables file:// working dirs under this node directory
     # `tenant=/dir,...`: a tenant's own root for file:// working dirs, in place of file_uri_root.
     file_uri_roots: Annotated[dict[str, str], pydantic_settings.NoDecode] = pydantic.Field(
@@ -140,7 +143,7 @@ class JobPolicy(pydantic_settings.BaseSettings):
     def _memory(cls, value: int) -> int:
         return resource_rules.memory(value)
 
-    @pydantic.field_validator("package_base_url")
+    @pydantic.field_validator("package_base_url", "pip_index_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         return url(value)

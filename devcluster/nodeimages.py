@@ -6,8 +6,9 @@ the node's containerd with `ctr -n k8s.io images import`:
 
 - the job image `jobgate.local/job-runtime:py3-<key>`: a Debian rootfs made by
   `debootstrap --variant=minbase` from Debian's own packages, plus python3 (and
-  python-is-python3, so an entrypoint `python -c ...` works). `<key>` hashes the recipe
-  below, so a changed recipe is a new tag and a cached archive is never stale.
+  python-is-python3, so an entrypoint `python -c ...` works, and python3-pip for
+  runtime_env.pip). `<key>` hashes the recipe below, so a changed recipe is a new tag and
+  a cached archive is never stale.
 - the sandbox image `registry.k8s.io/pause:3.10`, one layer holding our own static `pause`
   (hack/node/pause, built by hack/node/build.sh). containerd's CRI is configured to use
   exactly this reference as its sandbox image, so it never tries to pull one.
@@ -42,10 +43,10 @@ JOB_IMAGE_REPOSITORY: Final = "jobgate.local/job-runtime"
 
 # Everything that decides the job image's content; its hash is the image's tag.
 JOB_IMAGE_RECIPE: Final[dict[str, Any]] = {
-    "recipe": 1,  # bump when the build or pruning below changes
+    "recipe": 2,  # bump when the build or pruning below changes
     "suite": "bookworm",
     "variant": "minbase",
-    "include": ["python3", "python-is-python3"],
+    "include": ["python3", "python-is-python3", "python3-pip"],  # pip: runtime_env.pip
     "prune": [
         "var/cache/apt/archives",
         "var/cache/apt/pkgcache.bin",

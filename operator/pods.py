@@ -262,18 +262,19 @@ def _outcome(pod: Pod) -> Outcome | None:
             exit_code=code,
             finished_at=finished_at,
         )
-    fetch = _terminated(status.get("initContainerStatuses", ()), podspec.FETCH_CONTAINER)
-    if fetch and fetch.get("exitCode"):
-        code = int(fetch["exitCode"])
-        # The fetcher's own reason: the last line of its log (terminationMessagePolicy).
-        said = (fetch.get("message") or "").strip().splitlines()[-1:]
-        why = _bounded(said[0]) if said else f"exit code {code}"
-        return Outcome(
-            reason=models.Reason.START_FAILED,
-            message=f"the working_dir could not be fetched: {why}",
-            exit_code=code,
-            finished_at=fetch.get("finishedAt"),
-        )
+    for container, what in _SETUP_CONTAINERS:
+        setup = _terminated(status.get("initContainerStatuses", ()), container)
+        if setup and setup.get("exitCode"):
+            code = int(setup["exitCode"])
+            # Its own reason: the last line of its log (terminationMessagePolicy).
+            said = (setup.get("message") or "").strip().splitlines()[-1:]
+            why = _bounded(said[0]) if said else f"exit code {code}"
+            return Outcome(
+                reason=models.Reason.START_FAILED,
+                message=f"{what}: {why}",
+                exit_code=code,
+                finished_at=setup.get("finishedAt"),
+            )
     why = ": ".join(part for part in (status.get("reason"), status.get("message")) if part)
     return Outcome(
         reason=models.Reason.FAILED,
@@ -284,6 +285,11 @@ def _outcome(pod: Pod) -> Outcome | None:
 
 
 _MAX_REASON: Final = 500  # characters of a container's own reason kept in the job's message
+# The init containers that set the job's runtime environment up, and what their failure means.
+_SETUP_CONTAINERS: Final = (
+    (podspec.FETCH_CONTAINER, "the working_dir could not be fetched"),
+    (podspec.INSTALL_CONTAINER, "runtime_env.pip could not be installed"),
+)
 
 
 def _terminated(statuses: Any, container: str) -> Mapping[str, Any] | None:

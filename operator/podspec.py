@@ -1,7 +1,8 @@
 """Job spec -> pod manifest: a pure function, the whole of what a job's pod looks like.
 
 The pod runs the entrypoint through `sh -c` in the working directory, after an init
-container fetched the working_dir (see `workdir`) and after pip installed the requirements.
+container fetched the working_dir (see `workdir`) and another installed the pip requirements
+into the job's own directory.
 It asks for exactly the job's resources (requests = limits, see `resources`), lands on a
 node of one of the job's pools (see `node_affinity`), never restarts, gets no
 service-account token and no Linux capability, and is owned by its Job (deleting the Job
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import pathlib
 import re
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -25,14 +27,18 @@ WORKING_DIR: Final = f"{WORKSPACE}/working_dir"
 _WORKSPACE_VOLUME: Final = "jobgate"
 SOURCE_VOLUME: Final = "working-dir-source"
 
-# $1 is the entrypoint, $2 the pip requirements (one per line, as in a requirements file, so
-# that options like --index-url work too). Both are data, never spliced into the script.
-RUN_SCRIPT: Final = f"""\
-if [ -n "$2" ]; then
-  printf '%s\\n' "$2" > {WORKSPACE}/requirements.txt
-  python3 -m pip install --no-cache-dir --disable-pip-version-check -r {WORKSPACE}/requirements.txt || exit
-fi
-exec /bin/sh -c "$1"
+INSTALL_CONTAINER: Final = "install-requirements"
+SITE_PACKAGES: Final = f"{WORKSPACE}/site-packages"  # the job's own: pip installs there, Python finds it
+# $1 is the entrypoint: data, never spliced into the script.
+RUN_SCRIPT: Final = 'exec /bin/sh -c "$1"'
+# $1 the pip requirements, one per line as in a requirements file (so options such as
+# --extra-index-url work too). Into the job's own directory (--target), not the image's
+# Python (Debian's refuses: PEP 668), in an init container: a failure is the runtime
+# environment's, and its last lines say why (terminationMessagePolicy).
+INSTALL_SCRIPT: Final = f"""\
+printf '%s\\n' "$1" > {WORKSPACE}/requirements.txt
+exec python3 -m pip install --no-cache-dir --disable-pip-version-check --no-warn-script-location \\
+  --no-input --progress-bar off --target {SITE_PACKAGES} -r {WORKSPACE}/requirements.txt
 """
 # The init container runs the module's own source (stdlib only), so it needs no jobgate install.
 FETCH_SCRIPT: Final = pathlib.Path(fetch_working_dir.__file__).read_text()
@@ -59,11 +65,15 @@ def render_pod(
     Raises `SpecError` when the spec cannot run here."""
     checked = validation.check_spec(spec, rules=config)
     quantities, source = checked.quantities, checked.source
+    image = spec.runtime_env.image_uri or config.image
+    env = dict(spec.runtime_env.env_vars)
+    if spec.runtime_env.pip:
+        env["PYTHONPATH"] = ":".join(filter(None, (SITE_PACKAGES, env.get("PYTHONPATH"))))
     container: dict[str, Any] = {
         "name": MAIN_CONTAINER,
-        "image": spec.runtime_env.image_uri or config.image,
-        "command": ["/bin/sh", "-c", RUN_SCRIPT, "jobgate", spec.entrypoint, "\n".join(spec.runtime_env.pip)],
-        "env": [{"name": name, "value": value} for name, value in spec.runtime_env.env_vars.items()],
+        "image": image,
+        "command": ["/bin/sh", "-c", RUN_SCRIPT, "jobgate", spec.entrypoint],
+        "env": [{"name": name, "value": value} for name, value in env.items()],
         "resources": {"requests": quantities, "limits": quantities},
         "volumeMounts": [{"name": _WORKSPACE_VOLUME, "mountPath": WORKSPACE}],
         "securityContext": _container_security(),
@@ -80,9 +90,10 @@ def render_pod(
         "containers": [container],
         "volumes": [{"name": _WORKSPACE_VOLUME, "emptyDir": {}}],
     }
+    init: list[dict[str, Any]] = []
     if source:
         container["workingDir"] = WORKING_DIR
-        pod_spec["initContainers"] = [_fetch_container(source, job=job, quantities=quantities, config=config)]
+        init.append(_fetch_container(source, job=job, quantities=quantities, config=config))
         if source.host_path:
             pod_spec["volumes"].append(
                 {
@@ -90,6 +101,12 @@ def render_pod(
                     "hostPath": {"path": source.host_path, "type": "Directory"},
                 }
             )
+    if spec.runtime_env.pip:
+        init.append(
+            _install_container(spec.runtime_env.pip, image=image, quantities=quantities, config=config)
+        )
+    if init:
+        pod_spec["initContainers"] = init
     if affinity := node_affinity(spec.pool_labels):
         pod_spec["affinity"] = affinity
     return {
@@ -204,5 +221,27 @@ def _fetch_container(
         "volumeMounts": mounts,
         "securityContext": _container_security(),
         # Its last log lines (it says why it failed, on stderr) become its termination message.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+
+
+def _install_container(
+    requirements: Sequence[str], *, image: str, quantities: Mapping[str, str], config: policy.JobPolicy
+) -> dict[str, Any]:
+    """pip, in the job's own image (its Python is the one the entrypoint runs)."""
+    index = []
+    if config.pip_index_url:
+        index.append({"name": "PIP_INDEX_URL", "value": config.pip_index_url})
+        parts = urllib.parse.urlsplit(config.pip_index_url)
+        if parts.scheme == "http":  # pip ignores a plain-http index unless its host is trusted
+            index.append({"name": "PIP_TRUSTED_HOST", "value": parts.netloc})
+    return {
+        "name": INSTALL_CONTAINER,
+        "image": image,
+        "command": ["/bin/sh", "-c", INSTALL_SCRIPT, "jobgate", "\n".join(requirements)],
+        "env": index,
+        "resources": {"requests": dict(quantities), "limits": dict(quantities)},
+        "volumeMounts": [{"name": _WORKSPACE_VOLUME, "mountPath": WORKSPACE}],
+        "securityContext": _container_security(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import tarfile
 import zipfile
@@ -26,3 +28,26 @@ def tarred(files: dict[str, str]) -> bytes:
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def wheel(name: str, version: str, files: dict[str, str]) -> tuple[str, bytes]:
+    """A pure-Python wheel of `files` (module paths -> text): its file name and bytes, with
+    the metadata and RECORD pip reads."""
+    dist = f"{name.replace('-', '_')}-{version}"
+    info = f"{dist}.dist-info"
+    contents = {
+        **files,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: jobgate-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+    record = [
+        f"{path},sha256={_digest(text.encode())},{len(text.encode())}" for path, text in contents.items()
+    ]
+    contents[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
+    return f"{dist}-py3-none-any.whl", zipped(contents)
+
+
+def _digest(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()

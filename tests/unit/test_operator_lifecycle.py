@@ -249,6 +249,22 @@ def test_a_working_dir_that_cannot_be_fetched_fails_with_the_fetchers_reason(sai
     assert view.status.message == message
 
 
+def test_requirements_pip_cannot_install_fail_the_start_with_pips_last_line() -> None:
+    failed = pod(phase="Failed", node="n")
+    said = "Collecting nope==9\nERROR: No matching distribution found for nope==9\n"
+    install = {"exitCode": 1, "reason": "Error", "message": said, "finishedAt": "2025-01-02T03:04:30Z"}
+    failed["status"]["initContainerStatuses"] = [
+        {"name": "fetch-working-dir", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}},
+        {"name": "install-requirements", "state": {"terminated": install}},
+    ]
+    view = started()
+    view = apply(view, run(view, lifecycle.PodSeen(pod=failed), at(9))[0])
+    assert (view.status.state, view.status.error_type, view.status.exit_code) == ("FAILED", "StartFailed", 1)
+    assert view.status.message == (
+        "runtime_env.pip could not be installed: ERROR: No matching distribution found for nope==9"
+    )
+
+
 def test_an_evicted_pod_fails_the_job_as_evicted() -> None:
     view = started()
     evicted = pod(phase="Failed", node="n", reason="Evicted")

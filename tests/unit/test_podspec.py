@@ -49,14 +49,36 @@ def test_the_seed_job_runs_its_entrypoint_with_its_resources_and_env() -> None:
     assert container["env"] == [
         {"name": "SOURCE_REGION", "value": "suzhou_std"},
         {"name": "DEPLOY_REGION", "value": "suzhou_std"},
+        {"name": "PYTHONPATH", "value": podspec.SITE_PACKAGES},  # where pip installed
     ]
     assert container["image"] == "python:3.11-slim"
     assert container["workingDir"] == podspec.WORKING_DIR
-    shell, flag, script, _, entrypoint, requirements = container["command"]
-    assert (shell, flag, script) == ("/bin/sh", "-c", podspec.RUN_SCRIPT)
-    assert entrypoint == "python script.py"
+    assert container["command"] == ["/bin/sh", "-c", podspec.RUN_SCRIPT, "jobgate", "python script.py"]
+    fetch, install = pod_init(render())
+    assert fetch["name"] == podspec.FETCH_CONTAINER  # the working_dir first: requirements may be in it
+    shell, flag, script, _, requirements = install["command"]
+    assert (install["name"], install["image"]) == (podspec.INSTALL_CONTAINER, "python:3.11-slim")
+    assert (shell, flag, script) == ("/bin/sh", "-c", podspec.INSTALL_SCRIPT)
     assert requirements == "numpy==1.24\nscipy==1.11.0"
-    assert "pip install" in script
+    assert "pip install --no-cache-dir" in script
+    assert f"--target {podspec.SITE_PACKAGES}" in script
+    assert install["env"] == []  # pip's own index unless the deployment names one
+    mirror = config.Config(file_uri_root="/usr1", pip_index_url="http://pypi.mirror.local/simple")
+    (_, install) = pod_init(render(configuration=mirror))
+    assert install["env"] == [
+        {"name": "PIP_INDEX_URL", "value": "http://pypi.mirror.local/simple"},
+        {"name": "PIP_TRUSTED_HOST", "value": "pypi.mirror.local"},  # plain http: pip needs it trusted
+    ]
+
+
+def pod_init(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    init: list[dict[str, Any]] = pod["spec"]["initContainers"]
+    return init
+
+
+def test_a_users_pythonpath_comes_after_the_jobs_packages() -> None:
+    env = main_container(render(runtimeEnv={"pip": ["six"], "env_vars": {"PYTHONPATH": "/opt/lib"}}))["env"]
+    assert {"name": "PYTHONPATH", "value": f"{podspec.SITE_PACKAGES}:/opt/lib"} in env
 
 
 def test_the_pod_is_owned_never_restarts_and_has_no_token() -> None:
@@ -176,7 +198,7 @@ def test_the_working_dir_is_fetched_by_an_init_container() -> None:
 
 def test_a_file_uri_mounts_its_root_read_only_and_is_resolved_inside_it() -> None:
     pod = render()
-    (init,) = pod["spec"]["initContainers"]
+    init, _ = pod["spec"]["initContainers"]  # and pip's
     assert init["command"][3] == workdir.MOUNTED_SOURCE + "/deploy/file.zip"
     assert init["command"][5:8] == ["--strip-top-dir", "--within", workdir.MOUNTED_SOURCE]
     assert {"name": "working-dir-source", "mountPath": workdir.MOUNTED_SOURCE, "readOnly": True} in init[
@@ -195,7 +217,7 @@ def test_without_working_dir_or_pip_the_image_defaults_hold() -> None:
     assert "initContainers" not in pod["spec"]
     assert "workingDir" not in container
     assert container["image"] == "registry.local/ml:2"
-    assert container["command"][-1] == ""  # no requirements: pip is skipped
+    assert "PYTHONPATH" not in str(container["env"])  # no requirements: no pip
 
 
 def test_a_spec_this_deployment_cannot_run_is_a_spec_error() -> None:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import archives
 import pytest
 import yaml
 from apiprocess import ApiServer, delete_tenant_namespace
@@ -70,6 +71,28 @@ def workdir_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def pip_index(real_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A package index of one wheel (PEP 503, served from a directory on loopback and
+    relayed to the node's address): runtime_env.pip's mirror here, offline."""
+    root = tmp_path_factory.mktemp("pip-index")
+    name, data = archives.wheel(
+        "jobgate-hello", "1.0", {"jobgate_hello/__init__.py": "GREETING = 'hello from pip'\n"}
+    )
+    (root / name).write_bytes(data)
+    (root / "simple" / "jobgate-hello").mkdir(parents=True)
+    (root / "simple" / "jobgate-hello" / "index.html").write_text(f'<a href="../../{name}">{name}</a>\n')
+    port = _free_port()
+    served = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(root)]
+    server = real_cluster.spawn(f"pip-index-{port}", served)
+    relay = real_cluster.spawn(f"pip-index-relay-{port}", realnode.relay_argv(port))
+    try:
+        yield f"http://{realnode.NODE_IP}:{port}/simple/"
+    finally:
+        relay.stop()
+        server.stop()
+
+
+@pytest.fixture(scope="module")
 def api_server(real_cluster: LocalCluster, workdir_root: Path) -> ApiServer:
     """The API on the real-node cluster (started by `real_api`), configured as the operator
     is; pods reach it through a relay at the node's address, on its port."""
@@ -85,7 +108,11 @@ def api_server(real_cluster: LocalCluster, workdir_root: Path) -> ApiServer:
 
 @pytest.fixture(scope="module")
 def real_operator(
-    real_cluster: LocalCluster, real_kube: client.ApiClient, workdir_root: Path, api_server: ApiServer
+    real_cluster: LocalCluster,
+    real_kube: client.ApiClient,
+    workdir_root: Path,
+    api_server: ApiServer,
+    pip_index: str,
 ) -> Iterator[None]:
     """The operator, its jobs defaulting to the real node's image, file:// dirs enabled."""
     try:
@@ -105,6 +132,7 @@ def real_operator(
         "JOBGATE_START_TIMEOUT_SECONDS": str(START_TIMEOUT),
         "JOBGATE_ALLOWED_IMAGES": "*",  # the start-failure tests name images of any registry
         "JOBGATE_PACKAGE_BASE_URL": api_server.env["JOBGATE_PACKAGE_BASE_URL"],
+        "JOBGATE_PIP_INDEX_URL": pip_index,
         "JOBGATE_OPERATOR_LIVENESS": f"http://127.0.0.1:{port}/healthz",
     }
     with log_path.open("ab") as log:
@@ -212,6 +240,31 @@ def test_a_file_working_dir_never_reaches_past_its_root_on_the_node(
     status = job["status"]
     assert (status["state"], status["errorType"]) == ("FAILED", "StartFailed"), status
     assert status["message"].startswith(f"the working_dir could not be fetched: {why}"), status
+
+
+def test_runtime_env_pip_installs_into_the_jobs_own_environment(
+    real_kube: client.ApiClient, real_namespace: str, real_operator: None
+) -> None:
+    entrypoint = "python -c 'import jobgate_hello; print(jobgate_hello.GREETING)'"
+    job = _run_job(
+        real_kube, real_namespace, entrypoint=entrypoint, runtimeEnv={"pip": ["jobgate-hello==1.0"]}
+    )
+    assert job["status"]["state"] == "SUCCEEDED", job["status"]
+    logs = client.CoreV1Api(real_kube).read_namespaced_pod_log(
+        job["status"]["podName"], real_namespace, container="job"
+    )
+    assert logs == "hello from pip\n"
+
+
+def test_requirements_pip_cannot_install_fail_the_start_with_pips_reason(
+    real_kube: client.ApiClient, real_namespace: str, real_operator: None
+) -> None:
+    job = _run_job(real_kube, real_namespace, entrypoint="true", runtimeEnv={"pip": ["jobgate-absent==9"]})
+    status = job["status"]
+    assert (status["state"], status["errorType"]) == ("FAILED", "StartFailed"), status
+    assert status["message"] == (
+        "runtime_env.pip could not be installed: ERROR: No matching distribution found for jobgate-absent==9"
+    ), status
 
 
 def test_a_failing_job_reports_its_exit_code(
