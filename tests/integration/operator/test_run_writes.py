@@ -38,8 +38,10 @@ def test_a_successful_job_costs_one_pod_two_status_patches_and_one_event(
     delta = {key: after[key] - before[key] for key in after}
     assert delta["POST pods"] == JOBS
     # RUNNING (bound and running: one burst of pod events, handled as one) and SUCCEEDED.
-    # Nothing is written while the pod only waits for the scheduler.
-    assert delta["PATCH jobs/status"] == 2 * JOBS
+    # Nothing is written while the pod only waits for the scheduler. On a loaded machine a
+    # burst can straddle the batching window (queueing.POD_BATCH): a job or two then pays
+    # one more patch, never more than that.
+    assert 2 * JOBS <= delta["PATCH jobs/status"] <= 2 * JOBS + 2, delta
     # Ours (Succeeded) and the scheduler's (Scheduled) per job.
     assert delta["POST events"] == 2 * JOBS
     assert delta.get("PATCH jobs", 0) == delta.get("PUT jobs", 0) == 0  # no kopf annotations, no finalizers
