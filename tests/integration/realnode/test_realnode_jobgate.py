@@ -6,6 +6,7 @@ reported as they happened. Nothing is faked."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -398,6 +399,30 @@ def test_ray_uploads_a_working_dir_and_the_job_runs_it_on_the_node(
         assert ray.get_job_logs(submission_id).endswith(
             f"Running entrypoint for job {submission_id}: python script.py\nhello from the package\n"
         )
+    finally:
+        delete_tenant_namespace(real_kube, tenant)
+
+
+@pytest.mark.filterwarnings("ignore:ssl=None is deprecated:DeprecationWarning")  # inside Ray's client
+def test_a_job_that_ends_at_once_shows_its_output_once_tailed_and_read(
+    real_api: ApiServer, real_kube: client.ApiClient
+) -> None:
+    """`ray job submit -- echo hello` tails the log of a job that may be over before the
+    tail begins: each line once, the tail and the final read alike."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    ray = JobSubmissionClient(
+        f"{real_api.url}/ray", headers={"X-Tenant-Id": tenant, "X-Pool-Label": realnode.POOL_SELECTOR_LABEL}
+    )
+    try:
+        submission_id = ray.submit_job(entrypoint="echo hello")
+
+        async def tail() -> str:
+            return "".join([lines async for lines in ray.tail_job_logs(submission_id)])
+
+        whole = f"Runtime env is setting up.\nRunning entrypoint for job {submission_id}: echo hello\nhello\n"
+        assert asyncio.run(asyncio.wait_for(tail(), BOUND)) == whole
+        assert ray.get_job_status(submission_id) == JobStatus.SUCCEEDED
+        assert ray.get_job_logs(submission_id) == whole
     finally:
         delete_tenant_namespace(real_kube, tenant)
 
