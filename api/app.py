@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.metadata
+import logging
+import time
 from collections.abc import AsyncIterator
 from concurrent import futures
-from typing import Any
+from typing import Any, Final
 
 import fastapi
 from fastapi.openapi.utils import get_openapi
@@ -20,6 +22,8 @@ from jobgate.api import crosssite, errors, index, limits, logscope, metrics, pac
 from jobgate.api.config import Settings
 from jobgate.api.routers import docs, ray, seed, system
 from jobgate.api.routers import packages as package_routes
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 Submit jobs that run as pods on Kubernetes, in two dialects:
@@ -47,9 +51,11 @@ def create_app(settings: Settings, *, kube: store.Store | None = None) -> fastap
             futures.ThreadPoolExecutor(max_workers=store.CONNECTIONS, thread_name_prefix="jobgate-api")
         )
         kube.start()
+        collector = asyncio.ensure_future(_collect_packages(uploads, jobs, settings=settings))
         try:
             yield
         finally:
+            collector.cancel()
             kube.stop()
 
     app = fastapi.FastAPI(
@@ -61,7 +67,8 @@ def create_app(settings: Settings, *, kube: store.Store | None = None) -> fastap
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.jobs = service.Jobs(kube=kube, waiters=index.Waiters(kube.jobs), settings=settings)
+    jobs = service.Jobs(kube=kube, waiters=index.Waiters(kube.jobs), settings=settings)
+    app.state.jobs = jobs
     app.state.packages = uploads
     app.state.metrics = metrics.Metrics(kube=kube)
     app.add_middleware(limits.BodyLimit, default=settings.max_body_bytes, uploads=settings.max_package_bytes)
@@ -76,6 +83,29 @@ def create_app(settings: Settings, *, kube: store.Store | None = None) -> fastap
     docs.install(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+async def _collect_packages(uploads: packages.Packages, jobs: service.Jobs, *, settings: Settings) -> None:
+    """Now and then, remove the packages nobody wants (`Packages.remove_unused`); only once
+    the job index is loaded, since a Job it has not seen yet may use one."""
+    period = min(settings.package_ttl_seconds / 4, _COLLECT_PERIOD_MAX)
+    while True:
+        await asyncio.sleep(period)
+        if not jobs.ready:
+            continue
+        idle_since = time.time() - settings.package_ttl_seconds
+        try:
+            removed = await asyncio.to_thread(
+                uploads.remove_unused, idle_since=idle_since, in_use=jobs.packages_in_use()
+            )
+        except OSError:
+            log.exception("removing unused packages failed; trying again in %.0f s", period)
+            continue
+        if removed:
+            log.info("removed %d unused packages: %s", len(removed), ", ".join(removed[:20]))
+
+
+_COLLECT_PERIOD_MAX: Final = 3600.0  # seconds between looks for unused packages, at most
 
 
 def _openapi(app: fastapi.FastAPI) -> dict[str, Any]:

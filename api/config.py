@@ -31,6 +31,7 @@ DEFAULT_NAMESPACE_PREFIX: Final = "jobgate-t-"
 DEFAULT_SUBMIT_GRACE_MS: Final = 10_000
 DEFAULT_MAX_BODY_BYTES: Final = 1 << 20  # 1 MiB: a job request is a few hundred bytes
 DEFAULT_MAX_PACKAGE_BYTES: Final = 100 << 20  # 100 MiB of zipped working_dir
+DEFAULT_PACKAGE_TTL_SECONDS: Final = 7 * 24 * 3600
 DEFAULT_LOG_LIMIT_BYTES: Final = 10 << 20
 # Connections (and requests under way) one API process serves at once; more are answered 503.
 DEFAULT_MAX_CONNECTIONS: Final = 1000
@@ -90,6 +91,8 @@ class Settings(policy.JobPolicy):
     max_body_bytes: int = pydantic.Field(default=DEFAULT_MAX_BODY_BYTES, ge=1)
     package_dir: Path = pydantic.Field(default_factory=lambda: _data_home() / "jobgate" / "packages")
     max_package_bytes: int = pydantic.Field(default=DEFAULT_MAX_PACKAGE_BYTES, ge=1)
+    # A package no unfinished Job uses goes once nobody wanted it for this long (packages).
+    package_ttl_seconds: int = pydantic.Field(default=DEFAULT_PACKAGE_TTL_SECONDS, ge=1)
     log_limit_bytes: int = pydantic.Field(default=DEFAULT_LOG_LIMIT_BYTES, ge=1)
     max_connections: int = pydantic.Field(default=DEFAULT_MAX_CONNECTIONS, ge=1)
     # Log tails (websockets) one API process follows at once, in all and per tenant (429).

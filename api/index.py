@@ -219,6 +219,10 @@ class JobIndex:
                 found.append(entry)
             return Page(entries=found, next=None)
 
+    def unfinished(self) -> list[Entry]:
+        with self._lock:
+            return [entry for entry in self._entries.values() if not entry.state.terminal]
+
     def count_by_state(self) -> collections.Counter[crd.JobState]:
         with self._lock:
             return collections.Counter(entry.state for entry in self._entries.values())

@@ -10,8 +10,10 @@ as its namespace), so another tenant's upload under the same name is another pac
 whether a name exists says nothing about other tenants. A package is create-only: the same
 bytes again are fine, other bytes under a name already taken are refused (409), so a job
 always runs what was uploaded for it. A package is written to a temporary file, synced and
-renamed into place, so a crash never leaves half a package under its name; it is kept until
-someone removes the file. Before that it is checked as the job's init container checks it
+renamed into place, so a crash never leaves half a package under its name. A package no
+unfinished Job uses is removed once nobody has uploaded it, asked for it or started a job
+with it for `JOBGATE_PACKAGE_TTL_SECONDS` (`remove_unused`): Ray's client asks before each
+submit, and uploads again what is gone. Before that it is checked as the job's init container checks it
 before unpacking (`fetch_working_dir.check_archive`): a package the job could not unpack is
 refused with a 400 naming the problem, and nothing is kept.
 """
@@ -24,7 +26,7 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from pathlib import Path
 from typing import BinaryIO, Final
 
@@ -32,6 +34,7 @@ from jobgate.api import errors
 from jobgate.crds import fetch_working_dir, names
 
 PROTOCOL: Final = "gcs"  # the only package protocol Ray's client uploads to the job server
+URI_PREFIX: Final = f"{PROTOCOL}://"
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}")
 
 
@@ -44,10 +47,32 @@ class Packages:
         """Create the directory if needed (at start: a bad directory fails there, not at upload)."""
         self._directory.mkdir(parents=True, exist_ok=True)
 
-    def find(self, protocol: str, name: str, *, space: str) -> Path | None:
-        """The tenant's stored package (`space`: the tenant's namespace), None if there is none."""
+    def find(self, protocol: str, name: str, *, space: str, touch: bool = False) -> Path | None:
+        """The tenant's stored package (`space`: the tenant's namespace), None if there is none;
+        `touch`: it is wanted now (its removal waits a whole TTL again)."""
         path = self._space(space) / self._checked(protocol, name)
-        return path if path.is_file() else None
+        if not path.is_file():
+            return None
+        if touch:
+            with contextlib.suppress(FileNotFoundError):  # removed meanwhile: it is not there
+                os.utime(path)
+                return path
+            return None
+        return path
+
+    def remove_unused(self, *, idle_since: float, in_use: Collection[tuple[str, str]]) -> list[str]:
+        """Remove the packages (and abandoned uploads) untouched since `idle_since` (epoch
+        seconds) that no unfinished Job uses (`in_use`: (space, name)); what was removed."""
+        removed = []
+        for space in self._directory.iterdir():
+            if not space.is_dir():
+                continue
+            for path in space.iterdir():
+                with contextlib.suppress(FileNotFoundError):  # another replica removed it first
+                    if (space.name, path.name) not in in_use and path.stat().st_mtime < idle_since:
+                        path.unlink()
+                        removed.append(f"{space.name}/{path.name}")
+        return removed
 
     async def save(self, protocol: str, name: str, body: AsyncIterator[bytes], *, space: str) -> None:
         """Store a package of the tenant from the request body (whose size the route limits);
@@ -99,6 +124,7 @@ def _commit(file: BinaryIO, temporary: str, target: Path) -> None:
     except FileExistsError:
         if _digest(target) != _digest(Path(temporary)):
             raise errors.PackageTakenError(f"package gcs://{target.name}") from None
+        os.utime(target)  # uploaded again: wanted now
         return
     descriptor = os.open(target.parent, os.O_RDONLY)
     try:

@@ -16,7 +16,7 @@ import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Collection, Iterator, Sequence
 from typing import Final
 
-from jobgate.api import errors, index, models, store, tenancy, translate, views
+from jobgate.api import errors, index, models, packages, store, tenancy, translate, views
 from jobgate.api.config import Settings, SubmitWait, pod_security_for
 from jobgate.core import jobs, logs, pods
 from jobgate.crds import models as crd
@@ -146,6 +146,16 @@ class Jobs:
             return False
         await asyncio.to_thread(self._kube.delete_job, entry)
         return True
+
+    def packages_in_use(self) -> set[tuple[str, str]]:
+        """(namespace, package name) of every unfinished Job's uploaded working_dir."""
+        used = set()
+        for entry in self._index.unfinished():
+            spec = entry.job.spec
+            uri = spec.runtime_env.working_dir if isinstance(spec, crd.JobSpec) else None
+            if uri and uri.startswith(packages.URI_PREFIX):
+                used.add((entry.key.namespace, uri.removeprefix(packages.URI_PREFIX)))
+        return used
 
     def fetches(self, job: index.Key, *, uid: str, package: str) -> bool:
         """Whether that Job, of that uid (unguessable, and never shown by the API), is

@@ -53,7 +53,7 @@ router = APIRouter(tags=["packages"])
 async def package_exists(
     protocol: str, package_name: str, packages: deps.Packages, space: deps.PackageSpace
 ) -> Response:
-    if packages.find(protocol, package_name, space=space) is None:
+    if packages.find(protocol, package_name, space=space, touch=True) is None:
         raise errors.MissingError(f"Package {protocol}://{package_name} does not exist")
     return Response()
 
@@ -102,7 +102,7 @@ async def download_package(
 ) -> responses.FileResponse:
     # The Job first: only then is `namespace` known to be one (and the package's space).
     fetching = jobs.fetches(index.Key(namespace, job), uid=uid, package=f"{protocol}://{package_name}")
-    path = packages.find(protocol, package_name, space=namespace) if fetching else None
+    path = packages.find(protocol, package_name, space=namespace, touch=True) if fetching else None
     if path is None:
         raise errors.MissingError(f"no package {protocol}://{package_name} for that job")
     return responses.FileResponse(path, media_type="application/zip")

@@ -4,6 +4,7 @@ them, or nothing."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -92,3 +93,21 @@ def test_names_are_checked(tmp_path: Path, protocol: str, name: str, message: st
     store = packages.Packages(tmp_path, limits=LIMITS)
     with pytest.raises(errors.InvalidRequestError, match=message):
         store.find(protocol, name, space=A)
+
+
+def test_packages_nobody_wants_are_removed(tmp_path: Path) -> None:
+    store = packages.Packages(tmp_path, limits=LIMITS)
+    for space, name in ((A, "_ray_pkg_old.zip"), (A, "_ray_pkg_used.zip"), (B, "_ray_pkg_new.zip")):
+        asyncio.run(store.save("gcs", name, body(archives.zipped({"a.py": name})), space=space))
+    for name in ("_ray_pkg_old.zip", "_ray_pkg_used.zip"):
+        os.utime(tmp_path / A / name, (1000, 1000))  # untouched since long ago
+    (tmp_path / A / ".upload-abandoned").write_bytes(b"PK")
+    os.utime(tmp_path / A / ".upload-abandoned", (1000, 1000))
+    removed = store.remove_unused(idle_since=2000, in_use={(A, "_ray_pkg_used.zip")})
+    assert sorted(removed) == [f"{A}/.upload-abandoned", f"{A}/_ray_pkg_old.zip"]
+    assert store.find("gcs", "_ray_pkg_used.zip", space=A) is not None  # a Job uses it
+    assert store.find("gcs", "_ray_pkg_new.zip", space=B) is not None  # wanted lately
+    # Asking for a package makes it wanted now: it waits a whole TTL again.
+    os.utime(tmp_path / B / "_ray_pkg_new.zip", (1000, 1000))
+    assert store.find("gcs", "_ray_pkg_new.zip", space=B, touch=True) is not None
+    assert store.remove_unused(idle_since=2000, in_use=set()) == [f"{A}/_ray_pkg_used.zip"]

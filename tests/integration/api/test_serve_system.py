@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 
 import archives
-from apiprocess import STORED_PACKAGE_LIMIT, ApiServer, delete_tenant_namespace, wait_status
+from apiprocess import STORED_PACKAGE_LIMIT, ApiServer, ApiServers, delete_tenant_namespace, wait_status
 from kubernetes import client
+from waiting import eventually
 
 from jobgate.api import config, tenancy
 
@@ -99,3 +100,28 @@ def test_probes_metrics_and_docs(api: ApiServer, tenant: str) -> None:
         version = http.get("/ray/api/version").json()
         assert version["version"] == "4"
         assert version["ray_version"] == "2.60.0"
+
+
+def test_packages_nobody_wants_are_removed_and_those_in_use_kept(
+    api_servers: ApiServers, tenant: str, kube: client.ApiClient
+) -> None:
+    server = api_servers.start("package-ttl", JOBGATE_PACKAGE_TTL_SECONDS="2", JOBGATE_SUBMIT_WAIT="stored")
+    space = server.package_dir / tenancy.namespace_for(tenant, prefix=config.DEFAULT_NAMESPACE_PREFIX)
+    unused, used = "_ray_pkg_unused.zip", "_ray_pkg_used.zip"
+    with server.client(tenant) as http:
+        for name in (unused, used):
+            assert (
+                http.put(f"/ray/api/packages/gcs/{name}", content=archives.zipped({"a.py": name})).status_code
+                == 200
+            )
+        job = {**JOB, "submission_id": "holds", "metadata": {"fake-duration": "600s"}}
+        job["runtime_env"] = {"working_dir": f"gcs://{used}"}
+        assert http.post("/api/jobs", json=job).status_code == 200
+        eventually(lambda: not (space / unused).exists(), message=f"{unused} to be removed", timeout=30)
+        assert (space / used).exists()  # its Job has not finished
+        assert http.post("/api/jobs/app-holds/stop").status_code == 200
+        wait_status(http, "/api/jobs/app-holds", "STOPPED")
+        eventually(
+            lambda: not (space / used).exists(), message=f"{used} to be removed once unused", timeout=30
+        )
+        assert http.get(f"/ray/api/packages/gcs/{used}").status_code == 404  # Ray's client uploads it again
