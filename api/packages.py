@@ -35,6 +35,16 @@ from jobgate.crds import fetch_working_dir, names
 
 PROTOCOL: Final = "gcs"  # the only package protocol Ray's client uploads to the job server
 URI_PREFIX: Final = f"{PROTOCOL}://"
+
+
+def package_name(uri: str | None) -> str | None:
+    """The package a working_dir names (`gcs://<name>`, the scheme in any case, as the
+    operator reads it), or None."""
+    if uri and uri[: len(URI_PREFIX)].lower() == URI_PREFIX:
+        return uri[len(URI_PREFIX) :]
+    return None
+
+
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}")
 
 

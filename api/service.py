@@ -152,19 +152,26 @@ class Jobs:
         used = set()
         for entry in self._index.unfinished():
             spec = entry.job.spec
-            uri = spec.runtime_env.working_dir if isinstance(spec, crd.JobSpec) else None
-            if uri and uri.startswith(packages.URI_PREFIX):
-                used.add((entry.key.namespace, uri.removeprefix(packages.URI_PREFIX)))
+            name = packages.package_name(
+                spec.runtime_env.working_dir if isinstance(spec, crd.JobSpec) else None
+            )
+            if name:
+                used.add((entry.key.namespace, name))
         return used
 
     def fetches(self, job: index.Key, *, uid: str, package: str) -> bool:
         """Whether that Job, of that uid (unguessable, and never shown by the API), is
-        unfinished and has `package` as its working_dir: its init container's credential."""
+        unfinished and has the package named `package` as its working_dir: its init
+        container's credential.
+        `UnavailableError` (503: try again) while the index is not loaded."""
+        self._require_index()
         entry = self._index.get(job)
         if entry is None or entry.job.ref.uid != uid or entry.state.terminal:
             return False
         spec = entry.job.spec
-        return isinstance(spec, crd.JobSpec) and spec.runtime_env.working_dir == package
+        return (
+            isinstance(spec, crd.JobSpec) and packages.package_name(spec.runtime_env.working_dir) == package
+        )
 
     # -- logs -------------------------------------------------------------------------------
 

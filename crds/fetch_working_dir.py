@@ -28,6 +28,7 @@ import shutil
 import stat
 import sys
 import tarfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -38,6 +39,7 @@ from typing import BinaryIO, cast
 
 DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB unpacked: ten times the largest upload the API takes by default
 DEFAULT_MAX_ENTRIES = 100_000
+_RETRY_PAUSE = 2.0  # seconds between tries of a patient download (see read_source)
 _CHUNK = 1 << 20
 _BLOCK = 512
 # A tar's header records (a GNU long name or link name, a pax header) are at most this big:
@@ -214,19 +216,28 @@ def _tar_kind(member: tarfile.TarInfo) -> str:
     return "hard link" if member.islnk() else "special file"
 
 
-def read_source(source: str) -> bytes:
-    """The archive's bytes; `ArchiveError` saying why there are none."""
+def read_source(source: str, *, patience: float = 0) -> bytes:
+    """The archive's bytes; `ArchiveError` saying why there are none. For `patience`
+    seconds, a 404, 429 or 5xx answer or a failed connection is tried again: a package's
+    server (one API replica of several) may not have seen the job yet, or be restarting."""
     if not source.startswith(("http://", "https://")):
         with open(source, "rb") as file:
             return file.read()
-    try:
-        with urllib.request.urlopen(source, timeout=300) as response:
-            data: bytes = response.read()
-            return data
-    except urllib.error.HTTPError as e:
-        raise ArchiveError(f"HTTP {e.code} from {public(source)}") from e
-    except (urllib.error.URLError, OSError) as e:
-        raise ArchiveError(f"cannot be downloaded from {public(source)}: {getattr(e, 'reason', e)}") from e
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            with urllib.request.urlopen(source, timeout=300) as response:
+                data: bytes = response.read()
+                return data
+        except urllib.error.HTTPError as e:
+            failure = ArchiveError(f"HTTP {e.code} from {public(source)}")
+            transient = e.code in (404, 429) or e.code >= 500
+        except (urllib.error.URLError, OSError) as e:
+            failure = ArchiveError(f"cannot be downloaded from {public(source)}: {getattr(e, 'reason', e)}")
+            transient = True
+        if not transient or time.monotonic() >= deadline:
+            raise failure
+        time.sleep(_RETRY_PAUSE)
 
 
 def public(url: str) -> str:
@@ -281,6 +292,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--within")
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES)
     parser.add_argument("--max-entries", type=int, default=DEFAULT_MAX_ENTRIES)
+    parser.add_argument("--patience", type=float, default=0, help="seconds to try a download again")
     args = parser.parse_args(argv)
     os.makedirs(args.dest, exist_ok=True)
     shown = public(args.source)
@@ -293,7 +305,7 @@ def main(argv: list[str]) -> None:
         return
     limits = Limits(max_bytes=args.max_bytes, max_entries=args.max_entries)
     try:
-        unpack(read_source(args.source), args.dest, limits=limits)
+        unpack(read_source(args.source, patience=args.patience), args.dest, limits=limits)
     except ArchiveError as e:
         # The container's log (kubectl logs -c fetch-working-dir) says why; nothing was unpacked.
         sys.exit(f"working_dir {shown}: {e}")

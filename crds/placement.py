@@ -36,9 +36,9 @@ class PlacementPolicy:
         """`errors.SpecError` naming the first label the tenant may not use as a pool."""
         allowed = self.per_tenant.get(tenant or "", self.allowed)
         for label in labels:
-            key = label.partition("=")[0].strip()
-            if key in models.POOL_LABEL_FLAGS:
+            if label.strip() in models.POOL_LABEL_FLAGS:  # as node_affinity skips them
                 continue
+            key = label.partition("=")[0].strip()
             if allowed and key not in allowed:
                 raise errors.SpecError(_LOC, f"{label!r} is not a pool here", allowed=allowed)
             if not allowed and reserved(key):

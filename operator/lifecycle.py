@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import Any
+from typing import Any, Final
 
 from jobgate.core import events as kube_events
 from jobgate.core import jobs
@@ -95,6 +95,8 @@ class CreateRefused:
 
 
 Observation = NotLooked | PodGone | PodSeen | CreateRefused
+# How the apiserver's PodSecurity admission words a pod it refuses (always a 403).
+POD_SECURITY_REFUSAL: Final = "violates PodSecurity"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -208,7 +210,9 @@ class _Progress:
             )
 
         if isinstance(seen, CreateRefused):
-            if seen.code != 403:  # invalid (422) and the like: creating it again cannot help
+            # Invalid (422) and the like, or a 403 of the namespace's Pod Security level:
+            # creating it again cannot help. Other 403s are a quota's, which may free up.
+            if seen.code != 403 or POD_SECURITY_REFUSAL in seen.message:
                 return self._end(Reason.INVALID_SPEC, f"the pod was refused: {seen.message}")
             self._refused(seen)
         if self._passed(self._scheduling_deadline()):

@@ -27,10 +27,15 @@ WORKING_DIR: Final = f"{WORKSPACE}/working_dir"
 _WORKSPACE_VOLUME: Final = "jobgate"
 SOURCE_VOLUME: Final = "working-dir-source"
 
+PACKAGE_PATIENCE: Final = 60  # seconds an uploaded package's download is tried again
 INSTALL_CONTAINER: Final = "install-requirements"
 SITE_PACKAGES: Final = f"{WORKSPACE}/site-packages"  # the job's own: pip installs there, Python finds it
-# $1 is the entrypoint: data, never spliced into the script.
-RUN_SCRIPT: Final = 'exec /bin/sh -c "$1"'
+# $1 is the entrypoint: data, never spliced into the script. The console scripts pip
+# installed (runtime_env.pip) come before the image's own PATH.
+RUN_SCRIPT: Final = f"""\
+if [ -d {SITE_PACKAGES}/bin ]; then PATH="{SITE_PACKAGES}/bin:$PATH"; export PATH; fi
+exec /bin/sh -c "$1"
+"""
 # $1 the pip requirements, one per line as in a requirements file (so options such as
 # --extra-index-url work too). Into the job's own directory (--target), not the image's
 # Python (Debian's refuses: PEP 668), in an init container: a failure is the runtime
@@ -68,6 +73,7 @@ def render_pod(
     image = spec.runtime_env.image_uri or config.image
     env = dict(spec.runtime_env.env_vars)
     if spec.runtime_env.pip:
+        # What pip installed comes first (its console scripts too: see RUN_SCRIPT).
         env["PYTHONPATH"] = ":".join(filter(None, (SITE_PACKAGES, env.get("PYTHONPATH"))))
     container: dict[str, Any] = {
         "name": MAIN_CONTAINER,
@@ -103,7 +109,13 @@ def render_pod(
             )
     if spec.runtime_env.pip:
         init.append(
-            _install_container(spec.runtime_env.pip, image=image, quantities=quantities, config=config)
+            _install_container(
+                spec.runtime_env.pip,
+                image=image,
+                env=spec.runtime_env.env_vars,
+                quantities=quantities,
+                config=config,
+            )
         )
     if init:
         pod_spec["initContainers"] = init
@@ -201,6 +213,8 @@ def _fetch_container(
         mounts.append({"name": SOURCE_VOLUME, "mountPath": workdir.MOUNTED_SOURCE, "readOnly": True})
         within = ["--within", workdir.MOUNTED_SOURCE]  # the path must resolve inside the root
     strip = ["--strip-top-dir"] if source.strip_top_dir else []
+    # A package's server, one API replica of several, may not have seen the Job yet.
+    patience = ["--patience", str(PACKAGE_PATIENCE)] if source.package else []
     limits = config.working_dir.unpack_limits
     bounds = ["--max-bytes", str(limits.max_bytes), "--max-entries", str(limits.max_entries)]
     return {
@@ -215,6 +229,7 @@ def _fetch_container(
             *strip,
             *within,
             *bounds,
+            *patience,
         ],
         # The same as the job's, so that the init container never raises the pod's request.
         "resources": {"requests": dict(quantities), "limits": dict(quantities)},
@@ -226,15 +241,22 @@ def _fetch_container(
 
 
 def _install_container(
-    requirements: Sequence[str], *, image: str, quantities: Mapping[str, str], config: policy.JobPolicy
+    requirements: Sequence[str],
+    *,
+    image: str,
+    env: Mapping[str, str],
+    quantities: Mapping[str, str],
+    config: policy.JobPolicy,
 ) -> dict[str, Any]:
-    """pip, in the job's own image (its Python is the one the entrypoint runs)."""
-    index = []
+    """pip, in the job's own image (its Python is the one the entrypoint runs), with the
+    job's environment (a proxy, PIP_* settings), and the deployment's index over it."""
+    settings = dict(env)
     if config.pip_index_url:
-        index.append({"name": "PIP_INDEX_URL", "value": config.pip_index_url})
+        settings["PIP_INDEX_URL"] = config.pip_index_url
         parts = urllib.parse.urlsplit(config.pip_index_url)
         if parts.scheme == "http":  # pip ignores a plain-http index unless its host is trusted
-            index.append({"name": "PIP_TRUSTED_HOST", "value": parts.netloc})
+            settings["PIP_TRUSTED_HOST"] = parts.netloc
+    index = [{"name": name, "value": value} for name, value in settings.items()]
     return {
         "name": INSTALL_CONTAINER,
         "image": image,

@@ -30,13 +30,15 @@ def tarred(files: dict[str, str]) -> bytes:
     return buffer.getvalue()
 
 
-def wheel(name: str, version: str, files: dict[str, str]) -> tuple[str, bytes]:
-    """A pure-Python wheel of `files` (module paths -> text): its file name and bytes, with
-    the metadata and RECORD pip reads."""
+def wheel(name: str, version: str, files: dict[str, str], *, scripts: str = "") -> tuple[str, bytes]:
+    """A pure-Python wheel of `files` (module paths -> text), with `scripts` as its
+    console_scripts lines: its file name and bytes, with the metadata and RECORD pip reads."""
     dist = f"{name.replace('-', '_')}-{version}"
     info = f"{dist}.dist-info"
+    entry_points = {f"{info}/entry_points.txt": f"[console_scripts]\n{scripts}\n"} if scripts else {}
     contents = {
         **files,
+        **entry_points,
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
         f"{info}/WHEEL": (
             "Wheel-Version: 1.0\nGenerator: jobgate-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"

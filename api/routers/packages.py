@@ -19,6 +19,7 @@ from typing import Any, Final
 from fastapi import APIRouter, Request, Response, responses
 
 from jobgate.api import deps, errors, index, models
+from jobgate.api import packages as packages_store
 
 _TEXT: Final = {"text/plain": {"schema": {"type": "string"}}}
 _BAD_NAME: Final = "The protocol is not `gcs`, or the name is not a package name"
@@ -101,7 +102,9 @@ async def download_package(
     uid: str = "",
 ) -> responses.FileResponse:
     # The Job first: only then is `namespace` known to be one (and the package's space).
-    fetching = jobs.fetches(index.Key(namespace, job), uid=uid, package=f"{protocol}://{package_name}")
+    fetching = protocol == packages_store.PROTOCOL and jobs.fetches(
+        index.Key(namespace, job), uid=uid, package=package_name
+    )
     path = packages.find(protocol, package_name, space=namespace, touch=True) if fetching else None
     if path is None:
         raise errors.MissingError(f"no package {protocol}://{package_name} for that job")

@@ -282,6 +282,17 @@ def test_a_working_dir_no_fetcher_can_reach_fails_the_start_without_a_pod() -> N
     assert status.message.startswith("the working_dir could not be fetched: spec.runtimeEnv.working_dir: ")
 
 
+def test_a_pod_the_namespaces_pod_security_refuses_fails_the_job_at_once() -> None:
+    said = 'pods "app-1-1" is forbidden: violates PodSecurity "baseline:latest": hostPath volumes'
+    view = job()
+    act = lifecycle.decide(
+        view, lifecycle.CreateRefused(attempt=1, code=403, message=said), now=at(1), config=CONFIG
+    )
+    status = apply(view, act).status
+    assert (status.state, status.error_type) == ("FAILED", "InvalidSpec")
+    assert status.message == f"the pod was refused: {said}"
+
+
 def test_a_job_never_ends_before_it_started() -> None:
     # The job started at 03:04:30.500 (the operator's milliseconds); its container says it
     # finished at 03:04:30 (the kubelet's whole seconds).

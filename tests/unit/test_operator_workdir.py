@@ -355,3 +355,27 @@ def test_the_init_container_unpacks_nothing_of_a_refused_archive(tmp_path: Path)
     (tmp_path / "many.tgz").write_bytes(archives.tarred({"a": "", "b": ""}))
     with pytest.raises(SystemExit, match="holds more than 1 entries"):
         fetch_working_dir.main([str(tmp_path / "many.tgz"), str(tmp_path / "wd"), "--max-entries", "1"])
+
+
+def test_a_patient_download_tries_a_missing_package_again(
+    served: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, base = served
+    monkeypatch.setattr(fetch_working_dir, "_RETRY_PAUSE", 0.01)
+    tries = 0
+    real_urlopen = fetch_working_dir.urllib.request.urlopen
+
+    def appears_on_the_third_try(url: str, **kwargs: object) -> object:
+        nonlocal tries
+        tries += 1
+        if tries == 3:  # the replica has seen the job by now
+            (root / "pkg.zip").write_bytes(archives.zipped({"a.py": "1"}))
+        return real_urlopen(url, **kwargs)
+
+    monkeypatch.setattr(fetch_working_dir.urllib.request, "urlopen", appears_on_the_third_try)
+    with pytest.raises(
+        fetch_working_dir.ArchiveError, match=r"HTTP 404 from http://127\.0\.0\.1:\d+/pkg\.zip$"
+    ):
+        fetch_working_dir.read_source(f"{base}/pkg.zip?uid=secret")  # no patience: at once, uid not shown
+    assert fetch_working_dir.read_source(f"{base}/pkg.zip", patience=30)[:2] == b"PK"
+    assert tries == 3

@@ -76,8 +76,12 @@ def pip_index(real_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFacto
     """A package index of one wheel (PEP 503, served from a directory on loopback and
     relayed to the node's address): runtime_env.pip's mirror here, offline."""
     root = tmp_path_factory.mktemp("pip-index")
+    module = "GREETING = 'hello from pip'\n\ndef main() -> None:\n    print('hello from its script')\n"
     name, data = archives.wheel(
-        "jobgate-hello", "1.0", {"jobgate_hello/__init__.py": "GREETING = 'hello from pip'\n"}
+        "jobgate-hello",
+        "1.0",
+        {"jobgate_hello/__init__.py": module},
+        scripts="jobgate-hello = jobgate_hello:main",
     )
     (root / name).write_bytes(data)
     (root / "simple" / "jobgate-hello").mkdir(parents=True)
@@ -246,7 +250,7 @@ def test_a_file_working_dir_never_reaches_past_its_root_on_the_node(
 def test_runtime_env_pip_installs_into_the_jobs_own_environment(
     real_kube: client.ApiClient, real_namespace: str, real_operator: None
 ) -> None:
-    entrypoint = "python -c 'import jobgate_hello; print(jobgate_hello.GREETING)'"
+    entrypoint = "python -c 'import jobgate_hello; print(jobgate_hello.GREETING)' && jobgate-hello"
     job = _run_job(
         real_kube, real_namespace, entrypoint=entrypoint, runtimeEnv={"pip": ["jobgate-hello==1.0"]}
     )
@@ -254,7 +258,7 @@ def test_runtime_env_pip_installs_into_the_jobs_own_environment(
     logs = client.CoreV1Api(real_kube).read_namespaced_pod_log(
         job["status"]["podName"], real_namespace, container="job"
     )
-    assert logs == "hello from pip\n"
+    assert logs == "hello from pip\nhello from its script\n"  # its module, and its console script
 
 
 def test_requirements_pip_cannot_install_fail_the_start_with_pips_reason(
