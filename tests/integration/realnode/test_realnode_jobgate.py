@@ -379,6 +379,13 @@ def real_api(real_cluster: LocalCluster, real_operator: None, api_server: ApiSer
         relay.stop()
 
 
+def _ray_client(api: ApiServer, tenant: str) -> JobSubmissionClient:
+    """Ray's own client, as the tenant, for the real node's pool."""
+    return JobSubmissionClient(
+        f"{api.url}/ray", headers={"X-Tenant-Id": tenant, "X-Pool-Label": realnode.POOL_SELECTOR_LABEL}
+    )
+
+
 def test_ray_uploads_a_working_dir_and_the_job_runs_it_on_the_node(
     real_api: ApiServer, real_kube: client.ApiClient, tmp_path: Path
 ) -> None:
@@ -386,9 +393,7 @@ def test_ray_uploads_a_working_dir_and_the_job_runs_it_on_the_node(
     with its Job's identity, through the relay, and the entrypoint runs in it."""
     (tmp_path / "script.py").write_text("print('hello from the package')\n")
     tenant = f"t-{uuid.uuid4().hex[:8]}"
-    ray = JobSubmissionClient(
-        f"{real_api.url}/ray", headers={"X-Tenant-Id": tenant, "X-Pool-Label": realnode.POOL_SELECTOR_LABEL}
-    )
+    ray = _ray_client(real_api, tenant)
     try:
         submission_id = ray.submit_job(
             entrypoint="python script.py", runtime_env={"working_dir": str(tmp_path)}
@@ -414,9 +419,7 @@ def test_a_job_that_ends_at_once_shows_its_output_once_tailed_and_read(
     """`ray job submit -- echo hello` tails the log of a job that may be over before the
     tail begins: each line once, the tail and the final read alike."""
     tenant = f"t-{uuid.uuid4().hex[:8]}"
-    ray = JobSubmissionClient(
-        f"{real_api.url}/ray", headers={"X-Tenant-Id": tenant, "X-Pool-Label": realnode.POOL_SELECTOR_LABEL}
-    )
+    ray = _ray_client(real_api, tenant)
     try:
         submission_id = ray.submit_job(entrypoint="echo hello")
 
@@ -436,9 +439,7 @@ def test_both_dialects_say_why_a_job_could_not_start(
 ) -> None:
     """Ray's client sees Ray's own error type; the seed dialect the operator's reason."""
     tenant = f"t-{uuid.uuid4().hex[:8]}"
-    ray = JobSubmissionClient(
-        f"{real_api.url}/ray", headers={"X-Tenant-Id": tenant, "X-Pool-Label": realnode.POOL_SELECTOR_LABEL}
-    )
+    ray = _ray_client(real_api, tenant)
     try:
         submission_id = ray.submit_job(entrypoint="true", runtime_env={"image_uri": "Not:A:Valid:Name"})
 
