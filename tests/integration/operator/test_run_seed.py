@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from jobclient import Jobs
 
+from jobgate.operator import podspec
+
 SEED_SPEC = {
     "submissionId": "app-1234",
     "entrypoint": "python script.py",
@@ -28,10 +30,12 @@ def test_the_seed_job_gets_its_pod_and_succeeds(jobs: Jobs) -> None:
     assert {(e.name, e.value) for e in container.env} == {
         ("SOURCE_REGION", "suzhou_std"),
         ("DEPLOY_REGION", "suzhou_std"),
+        ("PYTHONPATH", podspec.SITE_PACKAGES),  # where pip installed the requirements
     }
-    assert container.command[-1] == "numpy==1.24\nscipy==1.11.0"  # handed to pip before the entrypoint
-    assert container.command[-2] == "python script.py"
-    assert "pip install" in container.command[2]
+    assert container.command[-1] == "python script.py"
+    (install,) = [c for c in pod.spec.init_containers if c.name == podspec.INSTALL_CONTAINER]
+    assert install.command[-1] == "numpy==1.24\nscipy==1.11.0"  # handed to pip before the entrypoint
+    assert "pip install" in install.command[2]
     (term,) = (
         pod.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution.node_selector_terms
     )
