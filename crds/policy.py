@@ -42,9 +42,9 @@ def load(cls: type[S]) -> S:
         raise SettingsError(f"{name}{given}: {why}") from None
 
 
-def items(value: str) -> tuple[str, ...]:
-    """`a, b,` -> ("a", "b"): a setting's comma-separated list."""
-    return tuple(item.strip() for item in value.split(",") if item.strip())
+def items(value: str, *, separator: str = ",") -> tuple[str, ...]:
+    """`a, b,` -> ("a", "b"): a setting's comma-separated (or `separator`-separated) list."""
+    return tuple(item.strip() for item in value.split(separator) if item.strip())
 
 
 def _pairs(value: str, *, shape: str) -> dict[str, str]:
@@ -123,10 +123,7 @@ class JobPolicy(pydantic_settings.BaseSettings):
         if not isinstance(value, str):
             return value
         pairs = _pairs(value, shape="TENANT=label-key|label-key[,TENANT=...]")
-        return {
-            tenant: tuple(key.strip() for key in keys.split("|") if key.strip())
-            for tenant, keys in pairs.items()
-        }
+        return {tenant: items(keys, separator="|") for tenant, keys in pairs.items()}
 
     @pydantic.field_validator("gpu_resource")
     @classmethod
