@@ -27,6 +27,7 @@ from waiting import eventually
 
 from jobgate.crds import models
 from jobgate.devcluster import LocalCluster, nodeimages, realnode
+from jobgate.operator import podspec
 
 pytestmark = pytest.mark.cluster
 
@@ -184,6 +185,14 @@ def _run_job(kube: client.ApiClient, namespace: str, **spec: Any) -> dict[str, A
     return eventually(finished, timeout=BOUND, message=f"job {name} to finish")
 
 
+def _job_log(kube: client.ApiClient, namespace: str, job: dict[str, Any]) -> str:
+    """The log of the job's entrypoint (its pod's main container)."""
+    log: str = client.CoreV1Api(kube).read_namespaced_pod_log(
+        job["status"]["podName"], namespace, container=podspec.MAIN_CONTAINER
+    )
+    return log
+
+
 def test_a_job_runs_its_entrypoint_in_its_working_dir_with_its_env(
     real_kube: client.ApiClient, real_namespace: str, real_operator: None, workdir_root: Path
 ) -> None:
@@ -203,9 +212,7 @@ def test_a_job_runs_its_entrypoint_in_its_working_dir_with_its_env(
     assert status["state"] == "SUCCEEDED", status
     assert status["exitCode"] == 0
     assert status["nodeName"] == realnode.NODE_NAME
-    logs = client.CoreV1Api(real_kube).read_namespaced_pod_log(
-        status["podName"], real_namespace, container="job"
-    )
+    logs = _job_log(real_kube, real_namespace, job)
     # stdout in order; stderr's line is in the log too (the two streams are not ordered).
     lines = logs.splitlines()
     assert [line for line in lines if line != "42"] == [
@@ -255,9 +262,7 @@ def test_runtime_env_pip_installs_into_the_jobs_own_environment(
         real_kube, real_namespace, entrypoint=entrypoint, runtimeEnv={"pip": ["jobgate-hello==1.0"]}
     )
     assert job["status"]["state"] == "SUCCEEDED", job["status"]
-    logs = client.CoreV1Api(real_kube).read_namespaced_pod_log(
-        job["status"]["podName"], real_namespace, container="job"
-    )
+    logs = _job_log(real_kube, real_namespace, job)
     assert logs == "hello from pip\nhello from its script\n"  # its module, and its console script
 
 
@@ -292,9 +297,7 @@ def test_a_job_runs_without_capabilities_or_a_way_to_gain_privileges(
         "touch /tmp/f && chown 1:1 /tmp/f || echo chown refused",
     )
     assert job["status"]["state"] == "SUCCEEDED", job["status"]
-    logs = client.CoreV1Api(real_kube).read_namespaced_pod_log(
-        job["status"]["podName"], real_namespace, container="job"
-    )
+    logs = _job_log(real_kube, real_namespace, job)
     said = dict(line.split(":\t", 1) for line in logs.splitlines() if ":\t" in line)
     assert said == {
         "CapEff": "0000000000000000",
