@@ -94,6 +94,11 @@ class RuntimeEnv(BaseModel):
         description="URI of a zip or directory: http(s)://, file:// (if the deployment allows it), "
         "or gcs://<package> uploaded through the Ray dialect.",
     )
+    py_modules: list[NonEmpty] | None = Field(
+        default=None,
+        description="URIs of modules for the job's PYTHONPATH (as working_dir's), or of wheels (.whl); "
+        "Ray's client uploads local directories and wheels as gcs:// packages.",
+    )
     env_vars: dict[str, str] | None = None
     pip: Annotated[list[str] | None, BeforeValidator(_pip_packages)] = Field(
         default=None, description="pip requirements; Ray's {packages: [...]} form is accepted too."

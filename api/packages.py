@@ -1,4 +1,4 @@
-"""Uploaded working_dir packages (Ray's `--working-dir`), kept as files, one directory per tenant.
+"""Uploaded packages (Ray's `--working-dir` and `py_modules`), kept as files, one directory per tenant.
 
 Ray's client zips a local working_dir, names it by a hash of its contents
 (`_ray_pkg_<16 hex>.zip`), asks whether `gcs://<name>` exists and uploads it if not; the
@@ -15,7 +15,8 @@ unfinished Job uses is removed once nobody has uploaded it, asked for it or star
 with it for `JOBGATE_PACKAGE_TTL_SECONDS` (`remove_unused`): Ray's client asks before each
 submit, and uploads again what is gone. Before that it is checked as the job's init container checks it
 before unpacking (`fetch_working_dir.check_archive`): a package the job could not unpack is
-refused with a 400 naming the problem, and nothing is kept.
+refused with a 400 naming the problem, and nothing is kept. A py_module's wheel is uploaded
+as it is, under its own file name (`six-1.16.0-py2.py3-none-any.whl`), and checked as a wheel.
 """
 
 from __future__ import annotations
@@ -26,23 +27,24 @@ import hashlib
 import os
 import re
 import tempfile
+import zipfile
 from collections.abc import AsyncIterator, Collection
 from pathlib import Path
 from typing import BinaryIO, Final
 
 from jobgate.api import errors
-from jobgate.crds import fetch_working_dir, names
+from jobgate.crds import fetch_working_dir, names, workdir
+from jobgate.crds import models as crd
 
 PROTOCOL: Final = "gcs"  # the only package protocol Ray's client uploads to the job server
 URI_PREFIX: Final = f"{PROTOCOL}://"
 
 
-def package_name(uri: str | None) -> str | None:
-    """The package a working_dir names (`gcs://<name>`, the scheme in any case, as the
-    operator reads it), or None."""
-    if uri and uri[: len(URI_PREFIX)].lower() == URI_PREFIX:
-        return uri[len(URI_PREFIX) :]
-    return None
+def package_names(runtime_env: crd.RuntimeEnv) -> set[str]:
+    """The packages a job's working_dir and py_modules name (`gcs://<name>`, the scheme in
+    any case, as the operator reads it)."""
+    uris = (runtime_env.working_dir or "", *runtime_env.py_modules)
+    return {uri[len(URI_PREFIX) :] for uri in uris if uri[: len(URI_PREFIX)].lower() == URI_PREFIX}
 
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}")
@@ -96,16 +98,18 @@ class Packages:
                 async for chunk in body:
                     file.write(chunk)
                 # Checking and syncing block for as long as the disk takes: not on the event loop.
-                await asyncio.to_thread(self._check_archive, file)
+                await asyncio.to_thread(self._check_archive, file, name=name)
                 await asyncio.to_thread(_commit, file, temporary, directory / name)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)  # still there if it was refused, or was the same again
 
-    def _check_archive(self, file: BinaryIO) -> None:
+    def _check_archive(self, file: BinaryIO, *, name: str) -> None:
         file.flush()
         try:
             fetch_working_dir.check_archive(file, limits=self._limits)
+            if name.endswith(workdir.WHEEL_SUFFIX):
+                _check_wheel(file, name=name)
         except fetch_working_dir.ArchiveError as e:
             raise errors.InvalidRequestError(f"package {e}") from e
 
@@ -122,6 +126,21 @@ class Packages:
                 f"package name must be 1 to 201 of [A-Za-z0-9_.-], not starting with '.' or '-', got {name!r}"
             )
         return name
+
+
+def _check_wheel(file: BinaryIO, *, name: str) -> None:
+    """A py_module's wheel (Ray's client uploads it as it is, under its own file name): pip
+    must take it, so its name is a wheel's and it holds its `<name>.dist-info/WHEEL`."""
+    if not workdir.WHEEL_NAME.fullmatch(name):
+        raise fetch_working_dir.ArchiveError(f"{name!r} is not named as a wheel: {workdir.WHEEL_RULE}")
+    file.seek(0)
+    if not zipfile.is_zipfile(file):
+        raise fetch_working_dir.ArchiveError(f"{name!r} is not a wheel (a wheel is a zip archive)")
+    with zipfile.ZipFile(file) as wheel:
+        if not any(re.fullmatch(r"[^/]+\.dist-info/WHEEL", entry) for entry in wheel.namelist()):
+            raise fetch_working_dir.ArchiveError(
+                f"{name!r} is not a wheel (it has no <name>.dist-info/WHEEL)"
+            )
 
 
 def _commit(file: BinaryIO, temporary: str, target: Path) -> None:

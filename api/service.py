@@ -148,30 +148,25 @@ class Jobs:
         return True
 
     def packages_in_use(self) -> set[tuple[str, str]]:
-        """(namespace, package name) of every unfinished Job's uploaded working_dir."""
-        used = set()
-        for entry in self._index.unfinished():
-            spec = entry.job.spec
-            name = packages.package_name(
-                spec.runtime_env.working_dir if isinstance(spec, crd.JobSpec) else None
-            )
-            if name:
-                used.add((entry.key.namespace, name))
-        return used
+        """(namespace, package name) of every unfinished Job's uploaded working_dir and py_modules."""
+        return {
+            (entry.key.namespace, name)
+            for entry in self._index.unfinished()
+            if isinstance(entry.job.spec, crd.JobSpec)
+            for name in packages.package_names(entry.job.spec.runtime_env)
+        }
 
     def fetches(self, job: index.Key, *, uid: str, package: str) -> bool:
         """Whether that Job, of that uid (unguessable, and never shown by the API), is
-        unfinished and has the package named `package` as its working_dir: its init
-        container's credential.
+        unfinished and has the package named `package` as its working_dir or a py_module: its
+        init containers' credential.
         `UnavailableError` (503: try again) while the index is not loaded."""
         self._require_index()
         entry = self._index.get(job)
         if entry is None or entry.job.ref.uid != uid or entry.state.terminal:
             return False
         spec = entry.job.spec
-        return (
-            isinstance(spec, crd.JobSpec) and packages.package_name(spec.runtime_env.working_dir) == package
-        )
+        return isinstance(spec, crd.JobSpec) and package in packages.package_names(spec.runtime_env)
 
     # -- logs -------------------------------------------------------------------------------
 

@@ -27,6 +27,6 @@ class SpecError(ValueError):
 
 
 class UnfetchableError(SpecError):
-    """A working_dir this deployment has no way to fetch (its scheme): a runtime environment
+    """A working_dir or py_module this deployment has no way to fetch (its scheme): a runtime environment
     that cannot be set up. Ray's server accepts such a job and fails it so; the seed
     dialect refuses it at submit."""

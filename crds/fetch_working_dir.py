@@ -1,14 +1,16 @@
-"""Fetch a job's working_dir into its working directory. Runs in the pod's init container.
+"""Fetch a job's working_dir (or a py_module) into its directory. Runs in the pod's init containers.
 
     python3 -c "<this file's text>" SOURCE DEST [--strip-top-dir] [--within DIR]
-        [--max-bytes N] [--max-entries N]
+        [--max-bytes N] [--max-entries N] [--patience SECONDS] [--field NAME] [--keep-file NAME]
 
 SOURCE is an http(s) URL of a zip or tar archive, or a local path (an archive or a
 directory, mounted from the node). With --within, the local path must resolve (symbolic
 links followed) inside DIR: the root mounted from the node. With --strip-top-dir, an
 archive holding one single top-level directory has that directory's contents moved up
 into DEST. An archive is checked (`check_archive`) before anything is unpacked: the API
-checks uploaded packages with the same function.
+checks uploaded packages with the same function. With --keep-file (a wheel, which pip
+installs), the source is stored as DEST/NAME, not unpacked. --field names the runtime_env
+field in the messages (working_dir by default).
 
 The operator passes this file's text to the job's own image, so it uses the standard
 library only and never imports jobgate.
@@ -273,15 +275,15 @@ def strip_top_dir(dest: str) -> None:
     os.rmdir(top)
 
 
-def _check_within(source: str, root: str) -> None:
+def _check_within(source: str, root: str, *, field: str) -> None:
     """Exit with the reason unless `source` exists and resolves inside `root`."""
     inside = os.path.relpath(source, root)
     shown = "the root of the file:// working dirs" if inside == "." else inside
     real, real_root = os.path.realpath(source), os.path.realpath(root)
     if os.path.commonpath([real, real_root]) != real_root:
-        sys.exit(f"working_dir {shown}: leaves the root of the file:// working dirs (a symbolic link)")
+        sys.exit(f"{field} {shown}: leaves the root of the file:// working dirs (a symbolic link)")
     if not os.path.exists(real):
-        sys.exit(f"working_dir {shown}: no such file or directory under the root of the file:// working dirs")
+        sys.exit(f"{field} {shown}: no such file or directory under the root of the file:// working dirs")
 
 
 def main(argv: list[str]) -> None:
@@ -293,12 +295,22 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES)
     parser.add_argument("--max-entries", type=int, default=DEFAULT_MAX_ENTRIES)
     parser.add_argument("--patience", type=float, default=0, help="seconds to try a download again")
+    parser.add_argument("--field", default="working_dir", help="the runtime_env field, for messages")
+    parser.add_argument("--keep-file", metavar="NAME", help="store the source as DEST/NAME, not unpacked")
     args = parser.parse_args(argv)
     os.makedirs(args.dest, exist_ok=True)
     shown = public(args.source)
     if args.within is not None:
-        _check_within(args.source, args.within)
+        _check_within(args.source, args.within, field=args.field)
         shown = os.path.relpath(args.source, args.within)
+    if args.keep_file:
+        try:
+            data = read_source(args.source, patience=args.patience)
+        except (ArchiveError, OSError) as e:
+            sys.exit(f"{args.field} {shown}: {e}")
+        with open(os.path.join(args.dest, args.keep_file), "wb") as file:
+            file.write(data)
+        return
     if os.path.isdir(args.source):
         # Links are copied as links: they resolve in the job's container, never on the node.
         shutil.copytree(args.source, args.dest, symlinks=True, dirs_exist_ok=True)
@@ -308,7 +320,7 @@ def main(argv: list[str]) -> None:
         unpack(read_source(args.source, patience=args.patience), args.dest, limits=limits)
     except ArchiveError as e:
         # The container's log (kubectl logs -c fetch-working-dir) says why; nothing was unpacked.
-        sys.exit(f"working_dir {shown}: {e}")
+        sys.exit(f"{args.field} {shown}: {e}")
     if args.strip_top_dir:
         strip_top_dir(args.dest)
 

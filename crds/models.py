@@ -7,7 +7,7 @@ here is a bound changed everywhere.
 
 Field names are camelCase on the wire (Kubernetes convention) and snake_case in Python.
 `runtimeEnv` is the exception: it is Ray's runtime_env document, kept in Ray's own
-vocabulary (`working_dir`, `env_vars`, `pip`, `image_uri`) and with unknown keys preserved.
+vocabulary (`working_dir`, `py_modules`, `env_vars`, `pip`, `image_uri`) and with unknown keys preserved.
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ METADATA_POD_FAILURE_POLICY: Final = "jobgate.io/pod-failure-policy"  # spec.pod
 MAX_DEVICES: Final = 1024  # GPUs, or units of one custom resource, per pod
 MAX_ENTRYPOINT_LENGTH: Final = 65_536
 MAX_ENV_VARS: Final = 128
+MAX_PY_MODULES: Final = 16  # each is an init container of the pod's
 MAX_ENV_VALUE_LENGTH: Final = 32_768
 # Kubernetes' rule for a container's environment variable names.
 ENV_NAME_RULE: Final = "1 to 256 printable ASCII characters, without '='"
@@ -150,6 +151,13 @@ class RuntimeEnv(BaseModel):
         ],
         Field(max_length=MAX_ENV_VARS),
     ] = Field(default_factory=dict, description="Environment variables of the job's process.")
+    py_modules: Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=MAX_PY_MODULES)] = (
+        Field(
+            default_factory=list,
+            description="URIs of Python modules put on the job's PYTHONPATH (as working_dir's), "
+            "or of wheels (.whl) installed with pip.",
+        )
+    )
     pip: list[str] = Field(
         default_factory=list, description="pip requirements installed before the entrypoint runs."
     )

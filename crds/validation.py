@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from jobgate.crds import models, policy, resources, workdir
+from jobgate.crds import errors, models, policy, resources, workdir
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -19,19 +19,29 @@ class Checked:
 
     quantities: Mapping[str, str]  # Kubernetes resource name -> quantity (requests = limits)
     source: workdir.Source | None  # where the working_dir comes from, if the job has one
+    modules: tuple[workdir.Source, ...] = ()  # where each py_module comes from, in order
 
 
 def check_spec(spec: models.JobSpec, *, rules: policy.JobPolicy) -> Checked:
     """Raise `errors.SpecError` (naming the field) if this deployment could not run `spec`.
 
-    The working_dir is checked last: an `UnfetchableError` means every other field passed."""
-    working_dir = spec.runtime_env.working_dir
-    if spec.runtime_env.image_uri:
-        rules.images.check(spec.runtime_env.image_uri)
+    The working_dir and py_modules are checked last, and a URI no way here can fetch is
+    raised after them all: an `UnfetchableError` means every other field passed."""
+    env = spec.runtime_env
+    if env.image_uri:
+        rules.images.check(env.image_uri)
     rules.placement.check(spec.pool_labels, tenant=spec.tenant)
-    return Checked(
-        quantities=resources.quantities(spec.resources, policy=rules.resources),
-        source=workdir.source_for(working_dir, policy=rules.working_dir, tenant=spec.tenant)
-        if working_dir
-        else None,
-    )
+    quantities = resources.quantities(spec.resources, policy=rules.resources)
+    uris: list[tuple[tuple[str, ...], str]] = [(workdir.LOC, env.working_dir)] if env.working_dir else []
+    uris += [(("runtimeEnv", "py_modules", str(index)), uri) for index, uri in enumerate(env.py_modules)]
+    sources: list[workdir.Source] = []
+    unfetchable: errors.UnfetchableError | None = None
+    for loc, uri in uris:
+        try:
+            sources.append(workdir.source_for(uri, policy=rules.working_dir, tenant=spec.tenant, loc=loc))
+        except errors.UnfetchableError as e:
+            unfetchable = unfetchable or e
+    if unfetchable:
+        raise unfetchable
+    source = sources.pop(0) if env.working_dir else None
+    return Checked(quantities=quantities, source=source, modules=tuple(sources))

@@ -33,7 +33,7 @@ from typing import Any, Final
 
 from jobgate.core import events as kube_events
 from jobgate.core import jobs
-from jobgate.crds import errors, models, names, policy
+from jobgate.crds import errors, models, names, policy, workdir
 from jobgate.operator import pods, podspec, retries, statuses
 
 Reason = models.Reason
@@ -269,7 +269,12 @@ class _Progress:
                 created_at=statuses.timestamp(self.now),
             )
         except errors.UnfetchableError as e:  # accepted by Ray's dialect, as Ray's server does
-            return self._end(Reason.START_FAILED, f"the working_dir could not be fetched: {e}")
+            fetcher = (
+                podspec.FETCH_CONTAINER
+                if e.loc == workdir.LOC
+                else podspec.py_module_container(int(e.loc[-1]))
+            )
+            return self._end(Reason.START_FAILED, f"{podspec.setup_failure(fetcher)}: {e}")
         except errors.SpecError as e:
             return self._end(Reason.INVALID_SPEC, str(e))
         return CreatePod(
@@ -408,9 +413,12 @@ class _Progress:
     def _blame(self, problem: pods.StartProblem) -> str:
         """The job's own input at fault, when one is (as a prefix of the message)."""
         image_problem = problem.reason in (pods.PULL_FAILED, *pods.FINAL)
-        fetcher = problem.container == podspec.FETCH_CONTAINER
-        if problem.volume == podspec.SOURCE_VOLUME:
-            return "runtime_env.working_dir: "
+        fetcher = podspec.fetches(problem.container or "")
+        if problem.volume == podspec.SOURCE_VOLUME:  # the file:// root, of the working_dir or a py_module
+            env = self.spec.runtime_env
+            by_file = (env.working_dir or "").lower().startswith("file:")
+            by_modules = not by_file and any(uri.lower().startswith("file:") for uri in env.py_modules)
+            return f"runtime_env.{'py_modules' if by_modules else 'working_dir'}: "
         if image_problem and fetcher and self.config.fetch_image_override:
             return "the deployment's JOBGATE_FETCH_IMAGE: "
         if image_problem and self.spec.runtime_env.image_uri:

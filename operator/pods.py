@@ -262,9 +262,10 @@ def _outcome(pod: Pod) -> Outcome | None:
             exit_code=code,
             finished_at=finished_at,
         )
-    for container, what in _SETUP_CONTAINERS:
-        setup = _terminated(status.get("initContainerStatuses", ()), container)
-        if setup and setup.get("exitCode"):
+    for init in status.get("initContainerStatuses", ()):
+        setup = init.get("state", {}).get("terminated")
+        what = podspec.setup_failure(init.get("name", ""))
+        if what and setup and setup.get("exitCode"):
             code = int(setup["exitCode"])
             # Its own reason: the last line of its log (terminationMessagePolicy).
             said = (setup.get("message") or "").strip().splitlines()[-1:]
@@ -285,11 +286,6 @@ def _outcome(pod: Pod) -> Outcome | None:
 
 
 _MAX_REASON: Final = 500  # characters of a container's own reason kept in the job's message
-# The init containers that set the job's runtime environment up, and what their failure means.
-_SETUP_CONTAINERS: Final = (
-    (podspec.FETCH_CONTAINER, "the working_dir could not be fetched"),
-    (podspec.INSTALL_CONTAINER, "runtime_env.pip could not be installed"),
-)
 
 
 def _terminated(statuses: Any, container: str) -> Mapping[str, Any] | None:

@@ -1,8 +1,8 @@
 """Job spec -> pod manifest: a pure function, the whole of what a job's pod looks like.
 
-The pod runs the entrypoint through `sh -c` in the working directory, after an init
-container fetched the working_dir (see `workdir`) and another installed the pip requirements
-into the job's own directory.
+The pod runs the entrypoint through `sh -c` in the working directory, after init containers
+fetched the working_dir and each py_module (see `workdir`) and another installed the pip
+requirements (and the py_modules' wheels) into the job's own directory.
 It asks for exactly the job's resources (requests = limits, see `resources`), lands on a
 node of one of the job's pools (see `node_affinity`), never restarts, gets no
 service-account token and no Linux capability, and is owned by its Job (deleting the Job
@@ -26,6 +26,10 @@ WORKSPACE: Final = "/jobgate"  # an emptyDir: the working directory and pip's re
 WORKING_DIR: Final = f"{WORKSPACE}/working_dir"
 _WORKSPACE_VOLUME: Final = "jobgate"
 SOURCE_VOLUME: Final = "working-dir-source"
+
+PY_MODULES: Final = f"{WORKSPACE}/py_modules"  # py_modules[i] is unpacked into PY_MODULES/i
+WHEELS: Final = f"{WORKSPACE}/wheels"  # the py_modules that are wheels, as fetched, for pip
+_PY_MODULE_CONTAINER: Final = "fetch-py-module-"
 
 PACKAGE_PATIENCE: Final = 60  # seconds an uploaded package's download is tried again
 INSTALL_CONTAINER: Final = "install-requirements"
@@ -72,9 +76,18 @@ def render_pod(
     quantities, source = checked.quantities, checked.source
     image = spec.runtime_env.image_uri or config.image
     env = dict(spec.runtime_env.env_vars)
-    if spec.runtime_env.pip:
-        # What pip installed comes first (its console scripts too: see RUN_SCRIPT).
-        env["PYTHONPATH"] = ":".join(filter(None, (SITE_PACKAGES, env.get("PYTHONPATH"))))
+    requirements = [
+        *spec.runtime_env.pip,
+        *(f"{WHEELS}/{module.wheel}" for module in checked.modules if module.wheel),
+    ]
+    # The py_modules first (as Ray puts them), then what pip installed (its console scripts
+    # are on PATH too: see RUN_SCRIPT), then the job's own.
+    python_path = [
+        f"{PY_MODULES}/{index}" for index, module in enumerate(checked.modules) if not module.wheel
+    ]
+    python_path += [SITE_PACKAGES] if requirements else []
+    if python_path:
+        env["PYTHONPATH"] = ":".join(filter(None, (*python_path, env.get("PYTHONPATH"))))
     container: dict[str, Any] = {
         "name": MAIN_CONTAINER,
         "image": image,
@@ -99,18 +112,32 @@ def render_pod(
     init: list[dict[str, Any]] = []
     if source:
         container["workingDir"] = WORKING_DIR
-        init.append(_fetch_container(source, job=job, quantities=quantities, config=config))
-        if source.host_path:
-            pod_spec["volumes"].append(
-                {
-                    "name": SOURCE_VOLUME,
-                    "hostPath": {"path": source.host_path, "type": "Directory"},
-                }
+        init.append(
+            _fetch_container(
+                source, name=FETCH_CONTAINER, dest=WORKING_DIR, job=job, quantities=quantities, config=config
             )
-    if spec.runtime_env.pip:
+        )
+    for index, module in enumerate(checked.modules):
+        dest = WHEELS if module.wheel else f"{PY_MODULES}/{index}"
+        init.append(
+            _fetch_container(
+                module,
+                name=py_module_container(index),
+                dest=dest,
+                job=job,
+                quantities=quantities,
+                config=config,
+            )
+        )
+    # One node directory (the tenant's file:// root) serves every file:// source.
+    if host_path := next((s.host_path for s in (source, *checked.modules) if s and s.host_path), None):
+        pod_spec["volumes"].append(
+            {"name": SOURCE_VOLUME, "hostPath": {"path": host_path, "type": "Directory"}}
+        )
+    if requirements:
         init.append(
             _install_container(
-                spec.runtime_env.pip,
+                requirements,
                 image=image,
                 env=spec.runtime_env.env_vars,
                 quantities=quantities,
@@ -142,6 +169,28 @@ def render_pod(
         },
         "spec": pod_spec,
     }
+
+
+def py_module_container(index: int) -> str:
+    """The init container that fetches `py_modules[index]`."""
+    return f"{_PY_MODULE_CONTAINER}{index}"
+
+
+def setup_failure(container: str) -> str | None:
+    """What the failure of this init container of a job's pod means (None: it sets nothing up)."""
+    if container == FETCH_CONTAINER:
+        return "the working_dir could not be fetched"
+    if container == INSTALL_CONTAINER:
+        return "runtime_env.pip could not be installed"
+    index = container.removeprefix(_PY_MODULE_CONTAINER)
+    if container.startswith(_PY_MODULE_CONTAINER) and index.isdigit():
+        return f"runtime_env.py_modules[{index}] could not be fetched"
+    return None
+
+
+def fetches(container: str) -> bool:
+    """Whether the container is one that fetches the working_dir or a py_module (the fetch image's)."""
+    return container == FETCH_CONTAINER or container.startswith(_PY_MODULE_CONTAINER)
 
 
 def node_affinity(pool_labels: Sequence[str]) -> dict[str, Any] | None:
@@ -205,7 +254,13 @@ def _annotations(*, job: jobs.JobRef, spec: models.JobSpec) -> dict[str, str]:
 
 
 def _fetch_container(
-    source: workdir.Source, *, job: jobs.JobRef, quantities: Mapping[str, str], config: policy.JobPolicy
+    source: workdir.Source,
+    *,
+    name: str,
+    dest: str,
+    job: jobs.JobRef,
+    quantities: Mapping[str, str],
+    config: policy.JobPolicy,
 ) -> dict[str, Any]:
     mounts: list[dict[str, Any]] = [{"name": _WORKSPACE_VOLUME, "mountPath": WORKSPACE}]
     within = []
@@ -217,19 +272,23 @@ def _fetch_container(
     patience = ["--patience", str(PACKAGE_PATIENCE)] if source.package else []
     limits = config.working_dir.unpack_limits
     bounds = ["--max-bytes", str(limits.max_bytes), "--max-entries", str(limits.max_entries)]
+    field = [] if source.loc == workdir.LOC else ["--field", source.field]
+    keep = ["--keep-file", source.wheel] if source.wheel else []
     return {
-        "name": FETCH_CONTAINER,
+        "name": name,
         "image": config.fetch_image,
         "command": [
             "python3",
             "-c",
             FETCH_SCRIPT,
             source.for_job(namespace=job.namespace, name=job.name, uid=job.uid),
-            WORKING_DIR,
+            dest,
             *strip,
             *within,
             *bounds,
             *patience,
+            *field,
+            *keep,
         ],
         # The same as the job's, so that the init container never raises the pod's request.
         "resources": {"requests": dict(quantities), "limits": dict(quantities)},
@@ -249,7 +308,8 @@ def _install_container(
     config: policy.JobPolicy,
 ) -> dict[str, Any]:
     """pip, in the job's own image (its Python is the one the entrypoint runs), with the
-    job's environment (a proxy, PIP_* settings), and the deployment's index over it."""
+    job's environment (a proxy, PIP_* settings), and the deployment's index over it.
+    `requirements`: runtime_env.pip's, then the paths of the py_modules' wheels."""
     settings = dict(env)
     if config.pip_index_url:
         settings["PIP_INDEX_URL"] = config.pip_index_url

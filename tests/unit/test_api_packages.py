@@ -79,6 +79,22 @@ def test_a_package_the_job_could_not_unpack_is_refused_and_not_kept(
     assert list((tmp_path / A).iterdir()) == []
 
 
+def test_a_wheel_is_stored_under_its_own_name_and_checked_as_a_wheel(tmp_path: Path) -> None:
+    store = packages.Packages(tmp_path, limits=fetch_working_dir.Limits())
+    name, data = archives.wheel("tool", "1.0", {"tool/__init__.py": ""})
+    asyncio.run(store.save("gcs", name, body(data), space=A))  # a zip, but read as a wheel
+    assert store.find("gcs", name, space=A) is not None
+    with pytest.raises(errors.InvalidRequestError, match=r"'tool\.whl' is not named as a wheel"):
+        asyncio.run(store.save("gcs", "tool.whl", body(data), space=A))
+    with pytest.raises(errors.InvalidRequestError, match=r"has no <name>\.dist-info/WHEEL"):
+        asyncio.run(
+            store.save("gcs", "tool-1.0-py3-none-any.whl", body(archives.zipped({"a.py": ""})), space=A)
+        )
+    with pytest.raises(errors.InvalidRequestError, match=r"is not a zip or tar archive"):
+        asyncio.run(store.save("gcs", "tool-2.0-py3-none-any.whl", body(b"not a zip"), space=A))
+    assert sorted(path.name for path in (tmp_path / A).iterdir()) == [name]
+
+
 @pytest.mark.parametrize(
     ("protocol", "name", "message"),
     [

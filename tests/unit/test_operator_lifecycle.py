@@ -238,30 +238,46 @@ def test_a_non_zero_exit_fails_the_job_with_its_exit_code() -> None:
     ids=["its-reason", "no-reason", "bounded"],
 )
 def test_a_working_dir_that_cannot_be_fetched_fails_with_the_fetchers_reason(said: str, message: str) -> None:
+    status = failed_in_setup(("fetch-working-dir", said))
+    assert (status.state, status.error_type) == ("FAILED", "StartFailed")
+    assert status.message == message
+
+
+def failed_in_setup(*containers: tuple[str, str | None]) -> models.JobStatus:
+    """The status of a started job whose pod failed in its init containers: (name, what
+    it said), None for one that completed."""
     failed = pod(phase="Failed", node="n")
-    fetch = {"exitCode": 1, "reason": "Error", "message": said, "finishedAt": "2025-01-02T03:04:30Z"}
+    done = {"exitCode": 0, "reason": "Completed"}
     failed["status"]["initContainerStatuses"] = [
-        {"name": "fetch-working-dir", "state": {"terminated": fetch}}
+        {
+            "name": name,
+            "state": {
+                "terminated": done
+                if said is None
+                else {"exitCode": 1, "reason": "Error", "message": said, "finishedAt": "2025-01-02T03:04:30Z"}
+            },
+        }
+        for name, said in containers
     ]
     view = started()
-    view = apply(view, run(view, lifecycle.PodSeen(pod=failed), at(9))[0])
-    assert (view.status.state, view.status.error_type) == ("FAILED", "StartFailed")
-    assert view.status.message == message
+    return apply(view, run(view, lifecycle.PodSeen(pod=failed), at(9))[0]).status
 
 
 def test_requirements_pip_cannot_install_fail_the_start_with_pips_last_line() -> None:
-    failed = pod(phase="Failed", node="n")
     said = "Collecting nope==9\nERROR: No matching distribution found for nope==9\n"
-    install = {"exitCode": 1, "reason": "Error", "message": said, "finishedAt": "2025-01-02T03:04:30Z"}
-    failed["status"]["initContainerStatuses"] = [
-        {"name": "fetch-working-dir", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}},
-        {"name": "install-requirements", "state": {"terminated": install}},
-    ]
-    view = started()
-    view = apply(view, run(view, lifecycle.PodSeen(pod=failed), at(9))[0])
-    assert (view.status.state, view.status.error_type, view.status.exit_code) == ("FAILED", "StartFailed", 1)
-    assert view.status.message == (
+    status = failed_in_setup(("fetch-working-dir", None), ("install-requirements", said))
+    assert (status.state, status.error_type, status.exit_code) == ("FAILED", "StartFailed", 1)
+    assert status.message == (
         "runtime_env.pip could not be installed: ERROR: No matching distribution found for nope==9"
+    )
+
+
+def test_a_py_module_that_cannot_be_fetched_names_its_index() -> None:
+    said = "py_modules[1] m.zip: HTTP 404 from https://example.com/m.zip\n"
+    status = failed_in_setup(("fetch-py-module-0", None), ("fetch-py-module-1", said))
+    assert (status.state, status.error_type) == ("FAILED", "StartFailed")
+    assert status.message == (
+        "runtime_env.py_modules[1] could not be fetched: py_modules[1] m.zip: HTTP 404 from https://example.com/m.zip"
     )
 
 
@@ -280,6 +296,12 @@ def test_a_working_dir_no_fetcher_can_reach_fails_the_start_without_a_pod() -> N
     status = apply(view, act).status
     assert (status.state, status.error_type) == ("FAILED", "StartFailed")
     assert status.message.startswith("the working_dir could not be fetched: spec.runtimeEnv.working_dir: ")
+    view = job(runtimeEnv={"py_modules": ["gs://bucket/m.zip"]})
+    status = apply(view, run(view, lifecycle.NotLooked(), at(0))[0]).status
+    assert (status.state, status.error_type) == ("FAILED", "StartFailed")
+    assert status.message.startswith(
+        "runtime_env.py_modules[0] could not be fetched: spec.runtimeEnv.py_modules.0: cannot fetch"
+    )
 
 
 def test_a_pod_the_namespaces_pod_security_refuses_fails_the_job_at_once() -> None:

@@ -262,3 +262,58 @@ def test_an_uploaded_package_is_fetched_with_the_jobs_identity() -> None:
     )
     query = urllib.parse.parse_qs(url.query)
     assert query == {"namespace": [JOB.namespace], "job": [JOB.name], "uid": [JOB.uid]}
+
+
+def test_py_modules_are_fetched_each_by_its_init_container_and_put_on_the_pythonpath() -> None:
+    serving = config.Config(file_uri_root="/usr1", package_base_url="http://jobgate-api:8265")
+    modules = [
+        "gcs://_ray_pkg_0123456789abcdef.zip",  # a directory Ray's client uploaded
+        "https://example.com/tools-1.0-py3-none-any.whl",  # a wheel: pip installs it
+        "file:///usr1/libs/shared",  # a directory on the node, under the tenant's root
+    ]
+    pod = render(configuration=serving, runtimeEnv={"py_modules": modules, "pip": ["six"]})
+    fetched, install = pod_init(pod)[:3], pod_init(pod)[3]
+    assert [c["name"] for c in fetched] == [podspec.py_module_container(i) for i in range(3)]
+    package, wheel, node_dir = (c["command"] for c in fetched)
+    assert package[4:5] == [f"{podspec.PY_MODULES}/0"]
+    assert "--strip-top-dir" not in package
+    assert package[-2:] == ["--field", "py_modules[0]"]
+    assert wheel[3:5] == ["https://example.com/tools-1.0-py3-none-any.whl", podspec.WHEELS]
+    assert wheel[-2:] == ["--keep-file", "tools-1.0-py3-none-any.whl"]
+    assert "--strip-top-dir" not in wheel
+    assert node_dir[3:5] == [workdir.MOUNTED_SOURCE + "/libs/shared", f"{podspec.PY_MODULES}/2"]
+    assert install["command"][-1] == f"six\n{podspec.WHEELS}/tools-1.0-py3-none-any.whl"
+    env = main_container(pod)["env"]
+    # Ray's order: the modules, then what pip installed; the wheel is not a directory to add.
+    python_path = f"{podspec.PY_MODULES}/0:{podspec.PY_MODULES}/2:{podspec.SITE_PACKAGES}"
+    assert {"name": "PYTHONPATH", "value": python_path} in env
+    host_paths = [v for v in pod["spec"]["volumes"] if v.get("hostPath")]
+    assert host_paths == [{"name": podspec.SOURCE_VOLUME, "hostPath": {"path": "/usr1", "type": "Directory"}}]
+
+
+def test_a_wheel_alone_gets_pip_and_the_pythonpath_of_its_install() -> None:
+    pod = render(runtimeEnv={"py_modules": ["https://example.com/w/six-1.16.0-py2.py3-none-any.whl"]})
+    _, install = pod_init(pod)
+    assert install["name"] == podspec.INSTALL_CONTAINER
+    assert install["command"][-1] == f"{podspec.WHEELS}/six-1.16.0-py2.py3-none-any.whl"
+    assert {"name": "PYTHONPATH", "value": podspec.SITE_PACKAGES} in main_container(pod)["env"]
+
+
+@pytest.mark.parametrize(
+    ("modules", "kind", "field"),
+    [
+        (["https://example.com/not-a-wheel.whl"], errors.SpecError, "spec.runtimeEnv.py_modules.0"),
+        (["https://example.com/m.zip", "file:///etc/m"], errors.SpecError, "spec.runtimeEnv.py_modules.1"),
+        # Checked after every other field, so that Ray's dialect can take it and fail the start.
+        (["s3://bucket/m.zip", "file:///etc/m"], errors.SpecError, "spec.runtimeEnv.py_modules.1"),
+        (["s3://bucket/m.zip"], errors.UnfetchableError, "spec.runtimeEnv.py_modules.0"),
+    ],
+    ids=["wheel-name", "outside-root", "bad-before-unfetchable", "unfetchable"],
+)
+def test_a_py_module_this_deployment_cannot_fetch_names_its_index(
+    modules: list[str], kind: type[errors.SpecError], field: str
+) -> None:
+    with pytest.raises(kind) as caught:
+        render(runtimeEnv={"py_modules": modules})
+    assert caught.type is kind
+    assert caught.value.field == field

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from apiprocess import ApiServer, ApiServers, delete_tenant_namespace
@@ -139,24 +140,41 @@ def test_an_unknown_field_is_refused_in_pythons_words_as_ray_does(api: ApiServer
     assert "entrypoint_num_cpu is not a known field" in refused.text  # and ours after it
 
 
-def test_a_working_dir_that_cannot_be_fetched_fails_the_job_as_ray_does(
-    ray: JobSubmissionClient, api: ApiServer, tenant: str
+@pytest.mark.parametrize(
+    ("runtime_env", "ours", "field"),
+    [
+        (
+            {"working_dir": "s3://bucket/job.zip"},
+            "the working_dir could not be fetched: spec.runtimeEnv.working_dir: cannot fetch 's3://bucket/job.zip'",
+            "runtime_env.working_dir: cannot fetch 's3://bucket/job.zip' on this deployment",
+        ),
+        (
+            {"py_modules": ["https://e.com/m.zip", "gs://bucket/m.zip"]},
+            "runtime_env.py_modules[1] could not be fetched: spec.runtimeEnv.py_modules.1: "
+            "cannot fetch 'gs://bucket/m.zip'",
+            "runtime_env.py_modules.1: cannot fetch 'gs://bucket/m.zip' on this deployment",
+        ),
+    ],
+    ids=["working_dir", "py_modules"],
+)
+def test_a_runtime_env_that_cannot_be_fetched_fails_the_job_as_ray_does(
+    ray: JobSubmissionClient, api: ApiServer, tenant: str, runtime_env: dict[str, Any], ours: str, field: str
 ) -> None:
     # Ray's server takes it, then fails it as a runtime env it could not set up.
-    submission_id = ray.submit_job(entrypoint="true", runtime_env={"working_dir": "s3://bucket/job.zip"})
+    submission_id = ray.submit_job(entrypoint="true", runtime_env=runtime_env)
     assert wait_terminal(ray, submission_id) == JobStatus.FAILED
     info = ray.get_job_info(submission_id)
     assert info.error_type == "RUNTIME_ENV_SETUP_FAILURE"
     assert (info.message or "").startswith(
-        "runtime_env setup failed: Failed to set up runtime environment.\n"
-        "the working_dir could not be fetched: spec.runtimeEnv.working_dir: cannot fetch 's3://bucket/job.zip'"
+        f"runtime_env setup failed: Failed to set up runtime environment.\n{ours}"
     ), info.message
     with api.client(tenant) as seed:  # the seed dialect refuses it at the door
         refused = seed.post(
-            "/api/jobs", json={"entrypoint": "true", "runtime_env": {"working_dir": "s3://b/j.zip"}}
+            "/api/jobs",
+            json={"entrypoint": "true", "runtime_env": {"working_dir": "https://e.com/a.zip", **runtime_env}},
         )
     assert refused.status_code == 400
-    assert "runtime_env.working_dir: cannot fetch 's3://b/j.zip' on this deployment" in refused.json()
+    assert field in refused.json()
 
 
 def test_ray_zero_resources_mean_the_default(ray: JobSubmissionClient, api: ApiServer, tenant: str) -> None:

@@ -389,6 +389,16 @@ def _ray_client(api: ApiServer, tenant: str) -> JobSubmissionClient:
     )
 
 
+def _ray_job_ended(ray: JobSubmissionClient, submission_id: str) -> JobDetails:
+    """The job's details once Ray's client sees it ended."""
+
+    def ended() -> JobDetails | None:
+        info = ray.get_job_info(submission_id)
+        return info if info.status.is_terminal() else None
+
+    return eventually(ended, timeout=BOUND, message=f"job {submission_id} to end")
+
+
 def test_ray_uploads_a_working_dir_and_the_job_runs_it_on_the_node(
     real_api: ApiServer, real_kube: client.ApiClient, tmp_path: Path
 ) -> None:
@@ -401,16 +411,40 @@ def test_ray_uploads_a_working_dir_and_the_job_runs_it_on_the_node(
         submission_id = ray.submit_job(
             entrypoint="python script.py", runtime_env={"working_dir": str(tmp_path)}
         )
-
-        def ended() -> JobDetails | None:
-            info = ray.get_job_info(submission_id)
-            return info if info.status.is_terminal() else None
-
-        info = eventually(ended, timeout=BOUND, message=f"job {submission_id} to end")
+        info = _ray_job_ended(ray, submission_id)
         assert info.status == JobStatus.SUCCEEDED, info.message
         assert ray.get_job_logs(submission_id).endswith(
             f"Running entrypoint for job {submission_id}: python script.py\nhello from the package\n"
         )
+    finally:
+        delete_tenant_namespace(real_kube, tenant)
+
+
+def test_ray_uploads_py_modules_and_the_job_imports_them_on_the_node(
+    real_api: ApiServer, real_kube: client.ApiClient, tmp_path: Path
+) -> None:
+    """Ray's `py_modules`: a local directory (uploaded zipped, the directory inside) is on
+    the entrypoint's PYTHONPATH; a local wheel (uploaded as it is) is installed by pip."""
+    module = tmp_path / "test_module"
+    module.mkdir()
+    (module / "__init__.py").write_text("GREETING = 'hello from a py_module'\n")
+    wheel_name, wheel_bytes = archives.wheel(
+        "jobgate-wheeled", "1.0", {"wheeled.py": "WORD = 'and a wheel'\n"}
+    )
+    (tmp_path / wheel_name).write_bytes(wheel_bytes)
+    entrypoint = "python3 -c 'import test_module, wheeled; print(test_module.GREETING, wheeled.WORD)'"
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    ray = _ray_client(real_api, tenant)
+    try:
+        submission_id = ray.submit_job(
+            entrypoint=entrypoint, runtime_env={"py_modules": [str(module), str(tmp_path / wheel_name)]}
+        )
+        info = _ray_job_ended(ray, submission_id)
+        assert info.status == JobStatus.SUCCEEDED, info.message
+        assert ray.get_job_logs(submission_id).endswith("hello from a py_module and a wheel\n")
+        uris = info.runtime_env["py_modules"]  # as Ray's client sent them: its package URIs
+        assert uris[0].startswith("gcs://_ray_pkg_")
+        assert uris[1] == f"gcs://{wheel_name}"
     finally:
         delete_tenant_namespace(real_kube, tenant)
 
@@ -445,12 +479,7 @@ def test_both_dialects_say_why_a_job_could_not_start(
     ray = _ray_client(real_api, tenant)
     try:
         submission_id = ray.submit_job(entrypoint="true", runtime_env={"image_uri": "Not:A:Valid:Name"})
-
-        def ended() -> JobDetails | None:
-            info = ray.get_job_info(submission_id)
-            return info if info.status.is_terminal() else None
-
-        info = eventually(ended, timeout=BOUND, message=f"job {submission_id} to end")
+        info = _ray_job_ended(ray, submission_id)
         assert (info.status, info.error_type) == (JobStatus.FAILED, "RUNTIME_ENV_SETUP_FAILURE")
         assert "image Not:A:Valid:Name cannot be used (InvalidImageName)" in (info.message or "")
         with real_api.client(tenant) as seed:
