@@ -204,13 +204,18 @@ class JobIndex:
         accept: Callable[[Entry], bool],
         after: Order | None = None,
         limit: int | None = None,
+        newest_first: bool = False,
     ) -> Page:
-        """The namespace's accepted entries after `after`, oldest first, at most `limit`."""
+        """The namespace's accepted entries after `after`, oldest first (or newest first), at
+        most `limit`."""
         with self._lock:
             order = self._sorted.get(namespace, [])
-            start = bisect.bisect_right(order, after) if after else 0
+            if newest_first:
+                positions = range((bisect.bisect_left(order, after) if after else len(order)) - 1, -1, -1)
+            else:
+                positions = range(bisect.bisect_right(order, after) if after else 0, len(order))
             found: list[Entry] = []
-            for position in range(start, len(order)):
+            for position in positions:
                 entry = self._entries[Key(namespace, order[position].name)]
                 if not accept(entry):
                     continue

@@ -119,14 +119,16 @@ class Jobs:
         states: Collection[crd.JobState] = (),
         after: index.Order | None = None,
         limit: int | None = None,
+        newest_first: bool = False,
     ) -> index.Page:
-        """The tenant's jobs, oldest first; only those in `states` when any are given."""
+        """The tenant's jobs, oldest first (or newest first); only those in `states` when any are given."""
         self._require_index()
         return self._index.page(
             self._namespace(tenant),
             accept=lambda entry: entry.tenant in (None, tenant) and (not states or entry.state in states),
             after=after,
             limit=limit,
+            newest_first=newest_first,
         )
 
     # -- stop and delete --------------------------------------------------------------------

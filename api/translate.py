@@ -167,7 +167,12 @@ def manifest(spec: crd.JobSpec, *, namespace: str) -> dict[str, Any]:
             # Labels may be shortened; these are the exact values.
             "annotations": {crd.ANNOTATION_SUBMISSION_ID: submission, crd.ANNOTATION_TENANT: tenant},
         },
-        "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "spec": {
+            **spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+            # As the client gave it, so that it reads back so (Ray's details show it as
+            # submitted): the keys it set, none of the defaults.
+            "runtimeEnv": spec.runtime_env.model_dump(mode="json", exclude_unset=True),
+        },
     }
 
 

@@ -55,9 +55,16 @@ def add_job_reads(
     @router.get(jobs_path + "/" * slash, response_model=list[details], responses=errors)  # type: ignore[valid-type]
     @router.get(jobs_path + "/" * (not slash), include_in_schema=False)
     async def list_jobs(tenant: deps.Tenant, query: deps.Listing, jobs: deps.Jobs) -> responses.Response:
-        """The tenant's jobs, oldest first: all of them, or a page of `limit` (the next page's
-        token in the X-Continue header); only those in `status` when it is given."""
-        page = jobs.list(tenant, states=query.states, after=query.after, limit=query.limit)
+        """The tenant's jobs, oldest first (Ray's dialect: newest first, as `ray job list`
+        users expect): all of them, or a page of `limit` (the next page's token in the
+        X-Continue header); only those in `status` when it is given."""
+        page = jobs.list(
+            tenant,
+            states=query.states,
+            after=query.after,
+            limit=query.limit,
+            newest_first=dialect is models.Dialect.RAY,
+        )
         headers = {CONTINUE_HEADER: deps.encode_continue(page.next)} if page.next else None
         body = many.dump_json([entry.details for entry in page.entries])
         return responses.Response(body, media_type="application/json", headers=headers)

@@ -163,7 +163,7 @@ def test_lists_page_and_filter(http: TestClient) -> None:
     assert [job["submission_id"] for job in second.json()] == ["raysubmit_X"]
     assert "X-Continue" not in second.headers
     filtered = http.get("/ray/api/jobs/", params={"status": "running,FAILED"}, headers=acme).json()
-    assert [job["submission_id"] for job in filtered] == ["app-a2", "raysubmit_X"]
+    assert [job["submission_id"] for job in filtered] == ["raysubmit_X", "app-a2"]  # Ray's: newest first
     assert (
         http.get("/api/jobs", params={"limit": 0}).json()
         == 'limit must be greater than or equal to 1, got "0"'

@@ -155,6 +155,12 @@ def test_pages_are_in_creation_order_and_filtered() -> None:
     assert first.next is not None
     assert ids(jobs_index.page("ns", accept=lambda entry: True, after=first.next, limit=3)) == ["d"]
 
+    newest = jobs_index.page("ns", accept=lambda entry: True, limit=3, newest_first=True)  # Ray's list
+    assert ids(newest) == ["d", "c", "b"]
+    assert newest.next is not None
+    last = jobs_index.page("ns", accept=lambda entry: True, after=newest.next, limit=3, newest_first=True)
+    assert (ids(last), last.next) == (["a"], None)
+
     failed = jobs_index.page("ns", accept=lambda entry: entry.state is crd.JobState.FAILED, limit=2)
     assert ids(failed) == ["b", "c"]
     rest = jobs_index.page(

@@ -158,6 +158,9 @@ def test_the_manifest_names_and_labels_the_job() -> None:
     assert meta["annotations"] == {"jobgate.io/submission-id": "raysubmit_AbC", "jobgate.io/tenant": "acme"}
     assert manifest["spec"]["submissionId"] == "raysubmit_AbC"
     assert "workingDir" not in manifest["spec"]["runtimeEnv"]
+    # Stored as the client gave it, with none of the defaults (Ray's details show it so).
+    assert manifest["spec"]["runtimeEnv"] == spec.runtime_env.model_dump(exclude_unset=True)
+    assert "pip" not in manifest["spec"]["runtimeEnv"]
     assert crd.JobSpec.model_validate(manifest["spec"]) == spec  # what is stored reads back the same
 
 

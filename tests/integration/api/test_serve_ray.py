@@ -96,6 +96,8 @@ def test_the_sdk_submits_reads_logs_lists_stops_and_deletes(
         entrypoint="sleep 600", submission_id="ray_long-1", metadata={"fake-duration": "600s"}
     )
     assert long_id == "ray_long-1"
+    # Newest first, as `ray job list` users expect (the first was created a second before at least).
+    assert [job.submission_id for job in ray.list_jobs()] == [long_id, submission_id]
     # Ray's words: "Attempted to delete job '<id>', but it is in a non-terminal state <STATUS>."
     with pytest.raises(
         RuntimeError, match=r"delete job 'ray_long-1', but it is in a non-terminal state \w+\."
@@ -164,6 +166,7 @@ def test_a_runtime_env_that_cannot_be_fetched_fails_the_job_as_ray_does(
     submission_id = ray.submit_job(entrypoint="true", runtime_env=runtime_env)
     assert wait_terminal(ray, submission_id) == JobStatus.FAILED
     info = ray.get_job_info(submission_id)
+    assert info.runtime_env == runtime_env  # as submitted: no defaults added
     assert info.error_type == "RUNTIME_ENV_SETUP_FAILURE"
     assert (info.message or "").startswith(
         f"runtime_env setup failed: Failed to set up runtime environment.\n{ours}"
