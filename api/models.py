@@ -211,9 +211,15 @@ RAY_SETUP_FAILED: Final = "runtime_env setup failed: Failed to set up runtime en
 
 class RayJobDetails(JobDetails):
     """Ray's JobDetails: the same, plus `job_id` (= the submission id: there is no Ray driver),
-    and Ray's names for why a job failed."""
+    and Ray's names for why a job failed, and the resources the submission asked for as Ray's
+    JobInfo has them (0 where it asked for none: the deployment's default; Ray's client's
+    own JobDetails model ignores these keys)."""
 
     job_id: str
+    entrypoint_num_cpus: float = 0
+    entrypoint_num_gpus: float = 0
+    entrypoint_memory: int = 0
+    entrypoint_resources: dict[str, float] | None = None
 
     @field_serializer("error_type")
     def _ray_error_type(self, error_type: str | None) -> str | None:

@@ -9,7 +9,7 @@ for the state ("Job is currently running.").
 from __future__ import annotations
 
 import datetime
-from typing import Final
+from typing import Any, Final
 
 from jobgate.api import models
 from jobgate.core import jobs
@@ -54,7 +54,18 @@ def details(job: jobs.Job) -> models.RayJobDetails:
         runtime_env=spec.runtime_env.model_dump(exclude_unset=True) if spec else {},
         driver_node_id=status.node_name,
         driver_exit_code=status.exit_code,
+        **(_asked_resources(spec.resources) if spec else {}),
     )
+
+
+def _asked_resources(resources: crd.Resources) -> dict[str, Any]:
+    """The resources as Ray's details show what the submission asked for."""
+    return {
+        "entrypoint_num_cpus": resources.cpus or 0,
+        "entrypoint_num_gpus": resources.gpus,
+        "entrypoint_memory": resources.memory or 0,
+        "entrypoint_resources": dict(resources.custom) or None,
+    }
 
 
 def log_header(job: jobs.Job, dialect: models.Dialect) -> str:

@@ -138,7 +138,14 @@ def test_each_dialect_has_its_shape(http: TestClient) -> None:
     seed = http.get("/api/jobs/app-a1", headers=acme).json()
     ray = http.get("/ray/api/jobs/app-a1", headers=acme).json()
     assert "job_id" not in seed
-    assert ray == {**seed, "job_id": "app-a1"}
+    # Ray's has its job_id, and the resources asked for (none here: Ray's 0, the default).
+    asked = {
+        "entrypoint_num_cpus": 0,
+        "entrypoint_num_gpus": 0,
+        "entrypoint_memory": 0,
+        "entrypoint_resources": None,
+    }
+    assert ray == {**seed, "job_id": "app-a1", **asked}
     assert seed["status"] == "SUCCEEDED"
     assert seed["start_time"] == 1735689601000
     assert http.post("/api/jobs/app-a1/stop", headers=acme).json() is False

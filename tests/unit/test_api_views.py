@@ -116,3 +116,18 @@ def test_rays_dialect_names_a_failure_as_rays_server_does() -> None:
     assert as_sent(ray, state="FAILED", errorType="SomethingNew") == "JOB_SUPERVISOR_ACTOR_UNKNOWN_FAILURE"
     assert as_sent(ray, state="STOPPED", errorType="Stopped") is None  # Ray gives a stop no error type
     assert as_sent(seed, state="FAILED", errorType="StartFailed") == "StartFailed"
+
+
+def test_rays_details_show_the_resources_asked_for_as_ray_does() -> None:
+    asked = {**JOB, "spec": {**JOB["spec"], "resources": {"cpus": 2, "memory": 268435456, "gpus": 1}}}
+    details = show(asked)
+    assert (details.entrypoint_num_cpus, details.entrypoint_memory, details.entrypoint_num_gpus) == (
+        2,
+        268435456,
+        1,
+    )
+    assert details.entrypoint_resources is None  # none asked for
+    custom = {**JOB, "spec": {**JOB["spec"], "resources": {"custom": {"NPU": 2}}}}
+    details = show(custom)
+    assert details.entrypoint_resources == {"NPU": 2}
+    assert (details.entrypoint_num_cpus, details.entrypoint_memory) == (0, 0)  # Ray's "none": the default

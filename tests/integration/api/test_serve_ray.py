@@ -2,6 +2,28 @@
 
 On the fake nodes a pod's "log" is kwok's canned text, and the job succeeds after its fake
 duration: enough to see every call of the client work end to end.
+
+Which of Ray's own server's behaviours each test checks (where the entrypoint must really
+run, in tests/integration/realnode/test_realnode_jobgate.py, marked "real node"):
+- runtime_env read back as submitted, no defaults added: the sdk test, and
+  test_a_runtime_env_that_cannot_be_fetched_fails_the_job_as_ray_does
+- start_time <= end_time: the sdk test (and the real node's whole-second finish times:
+  test_ray_uploads_a_working_dir_and_the_job_runs_it_on_the_node)
+- the log's own first lines, each line once, tail and read alike: test_the_logs_stream_until_the_job_ends;
+  real node: test_a_job_that_ends_at_once_shows_its_output_once_tailed_and_read
+- py_modules (a directory, a wheel) importable, and runtime_env.pip installed: real node,
+  test_ray_uploads_py_modules_and_the_job_imports_them_on_the_node
+- a working_dir or py_module that cannot be fetched fails the job (RUNTIME_ENV_SETUP_FAILURE):
+  test_a_runtime_env_that_cannot_be_fetched_fails_the_job_as_ray_does; real node, an image:
+  test_both_dialects_say_why_a_job_could_not_start
+- Ray's wording: deleting an unfinished job (the sdk test), an unknown field
+  (test_an_unknown_field_is_refused_in_pythons_words_as_ray_does)
+- the deployment's default tenant and pool:
+  test_a_client_without_headers_gets_the_deployments_default_tenant_and_pool
+- `ray job list` newest first with Ray's columns: the sdk test,
+  test_the_cli_submits_with_a_working_dir_and_follows_the_job
+- `ray job logs --follow` of a finished job, `ray job stop` of a pending or finished one:
+  test_the_cli_follows_a_finished_jobs_log_and_stop_leaves_it_as_ray_does, test_the_cli_stops_and_deletes
 """
 
 from __future__ import annotations
@@ -76,6 +98,12 @@ def test_the_sdk_submits_reads_logs_lists_stops_and_deletes(
     assert info.runtime_env["working_dir"].startswith("gcs://_ray_pkg_")
     assert info.runtime_env["pip"] == ["requests"]
     assert info.metadata == {"owner": "me"}
+    # Ray's JobInfo fields of the resources asked for: Ray 2.60's JobDetails model drops them
+    # (it ignores unknown keys), so its client never shows them; the JSON has them.
+    with api.client(tenant) as http:
+        raw = http.get(f"/ray/api/jobs/{submission_id}").json()
+    asked = ("entrypoint_num_cpus", "entrypoint_memory", "entrypoint_num_gpus", "entrypoint_resources")
+    assert [raw[key] for key in asked] == [1, 256 << 20, 0, None]
 
     assert wait_terminal(ray, submission_id) == JobStatus.SUCCEEDED
     assert ray.get_job_logs(submission_id) == ray_log(submission_id, "python script.py")

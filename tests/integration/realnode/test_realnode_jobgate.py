@@ -424,7 +424,8 @@ def test_ray_uploads_py_modules_and_the_job_imports_them_on_the_node(
     real_api: ApiServer, real_kube: client.ApiClient, tmp_path: Path
 ) -> None:
     """Ray's `py_modules`: a local directory (uploaded zipped, the directory inside) is on
-    the entrypoint's PYTHONPATH; a local wheel (uploaded as it is) is installed by pip."""
+    the entrypoint's PYTHONPATH; a local wheel (uploaded as it is) is installed by pip, and
+    so is `pip`'s requirement (from the deployment's index)."""
     module = tmp_path / "test_module"
     module.mkdir()
     (module / "__init__.py").write_text("GREETING = 'hello from a py_module'\n")
@@ -432,16 +433,23 @@ def test_ray_uploads_py_modules_and_the_job_imports_them_on_the_node(
         "jobgate-wheeled", "1.0", {"wheeled.py": "WORD = 'and a wheel'\n"}
     )
     (tmp_path / wheel_name).write_bytes(wheel_bytes)
-    entrypoint = "python3 -c 'import test_module, wheeled; print(test_module.GREETING, wheeled.WORD)'"
+    entrypoint = (
+        "python3 -c 'import test_module, wheeled, jobgate_hello as h; "
+        "print(test_module.GREETING, wheeled.WORD, h.GREETING)'"
+    )
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     ray = _ray_client(real_api, tenant)
     try:
         submission_id = ray.submit_job(
-            entrypoint=entrypoint, runtime_env={"py_modules": [str(module), str(tmp_path / wheel_name)]}
+            entrypoint=entrypoint,
+            runtime_env={
+                "py_modules": [str(module), str(tmp_path / wheel_name)],
+                "pip": ["jobgate-hello==1.0"],
+            },
         )
         info = _ray_job_ended(ray, submission_id)
         assert info.status == JobStatus.SUCCEEDED, info.message
-        assert ray.get_job_logs(submission_id).endswith("hello from a py_module and a wheel\n")
+        assert ray.get_job_logs(submission_id).endswith("hello from a py_module and a wheel hello from pip\n")
         uris = info.runtime_env["py_modules"]  # as Ray's client sent them: its package URIs
         assert uris[0].startswith("gcs://_ray_pkg_")
         assert uris[1] == f"gcs://{wheel_name}"
