@@ -8,12 +8,13 @@ Each process's own settings extend `JobPolicy` (pydantic-settings, read once at 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Final, TypeVar
 
 import pydantic
 import pydantic_settings
 
-from jobgate.crds import fetch_working_dir, placement, workdir
+from jobgate.crds import fetch_working_dir, placement, profiles, workdir
 from jobgate.crds import images as image_rules
 from jobgate.crds import resources as resource_rules
 
@@ -33,10 +34,16 @@ def load(cls: type[S]) -> S:
     """The settings the environment describes (unset or empty: the default)."""
     try:
         return cls()
+    except pydantic_settings.SettingsError as e:  # a structured setting that is not JSON
+        named = re.search(r'field "(\w+)"', str(e))
+        name = PREFIX + named.group(1).upper() if named else "a JOBGATE_ variable"
+        raise SettingsError(f"{name}: expected JSON ({e.__cause__ or e})") from None
     except pydantic.ValidationError as e:
         first = e.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "?"
         name = field if field.startswith(PREFIX) else PREFIX + field.upper()
+        # Inside a structured (JSON) setting: the place, as in JOBGATE_POD_PROFILES[0].volumes[0].name.
+        name += "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"][1:])
         why = first["msg"].removeprefix("Value error, ")
         given = f"={first['input']!r}" if isinstance(first["input"], str) else ""
         raise SettingsError(f"{name}{given}: {why}") from None
@@ -94,6 +101,8 @@ class JobPolicy(pydantic_settings.BaseSettings):
     tenant_pool_labels: Annotated[dict[str, tuple[str, ...]], pydantic_settings.NoDecode] = pydantic.Field(
         default_factory=dict
     )
+    # What the pods of jobs in a pool, or asking for a resource, get (see `profiles`): JSON.
+    pod_profiles: tuple[profiles.PodProfile, ...] = ()
     max_unpacked_bytes: int = pydantic.Field(default=fetch_working_dir.DEFAULT_MAX_BYTES, ge=1)
     max_unpacked_entries: int = pydantic.Field(default=fetch_working_dir.DEFAULT_MAX_ENTRIES, ge=1)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import json
 import os
 import signal
 import sys
@@ -17,7 +18,7 @@ from types import FrameType
 
 import yaml
 
-from . import realnode
+from . import pools, realnode
 from .cluster import REPO_ROOT, ClusterError, LocalCluster
 from .kubeapi import ApiError
 from .procs import start_ticks
@@ -128,6 +129,8 @@ def _dev_env(cluster: LocalCluster) -> dict[str, str]:
         "JOBGATE_PACKAGE_DIR": str(cluster.state_dir / "packages"),
         "JOBGATE_PACKAGE_BASE_URL": f"http://127.0.0.1:{port}",
         "JOBGATE_FILE_URI_ROOT": "/usr1/deploy",
+        # The tainted GPU and NPU pools' tolerations, for the jobs there.
+        "JOBGATE_POD_PROFILES": json.dumps(pools.pod_profiles(pools.load_pools(cluster.pools_file))),
     }
     if cluster.real_node is not None:
         defaults["JOBGATE_IMAGE"] = cluster.real_node.job_image

@@ -25,6 +25,7 @@ class Pool:
     labels: Mapping[str, str] = field(default_factory=dict)
     capacity: Mapping[str, str] = field(default_factory=dict)
     taints: tuple[Mapping[str, str], ...] = ()
+    profile: Mapping[str, Any] | None = None  # what jobs for this pool get (JOBGATE_POD_PROFILES)
 
     def node_names(self, extra: int = 0) -> list[str]:
         return [f"{self.name}-{i}" for i in range(self.nodes + extra)]
@@ -48,12 +49,19 @@ def load_pools(path: Path | None = None) -> list[Pool]:
                 labels={k: str(v) for k, v in (entry.get("labels") or {}).items()},
                 capacity=capacity,
                 taints=tuple(entry.get("taints") or ()),
+                profile=entry.get("profile"),
             )
         )
     names = [p.name for p in pools]
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: duplicate pool names in {names}")
     return pools
+
+
+def pod_profiles(pools: list[Pool]) -> list[dict[str, Any]]:
+    """The operator's JOBGATE_POD_PROFILES for these pools: each pool's profile, applying
+    to jobs that name one of the pool's labels unless it says otherwise."""
+    return [{"pools": sorted(pool.labels), **pool.profile} for pool in pools if pool.profile]
 
 
 def node_manifest(pool: Pool, name: str, *, kubelet_port: int) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from jobgate.core import jobs
-from jobgate.crds import fetch_working_dir, models, names, policy, validation, workdir
+from jobgate.crds import fetch_working_dir, models, names, policy, profiles, validation, workdir
 
 MAIN_CONTAINER: Final = "job"
 FETCH_CONTAINER: Final = "fetch-working-dir"
@@ -74,7 +74,8 @@ def render_pod(
     Raises `SpecError` when the spec cannot run here."""
     checked = validation.check_spec(spec, rules=config)
     quantities, source = checked.quantities, checked.source
-    image = spec.runtime_env.image_uri or config.image
+    profile = profiles.for_job(config.pod_profiles, spec)
+    image = spec.runtime_env.image_uri or profile.image or config.image
     env = dict(spec.runtime_env.env_vars)
     requirements = [
         *spec.runtime_env.pip,
@@ -148,6 +149,7 @@ def render_pod(
         pod_spec["initContainers"] = init
     if affinity := node_affinity(spec.pool_labels):
         pod_spec["affinity"] = affinity
+    _apply_profile(profile, pod_spec=pod_spec, container=container)
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -169,6 +171,42 @@ def render_pod(
         },
         "spec": pod_spec,
     }
+
+
+def _apply_profile(
+    profile: profiles.PodProfile, *, pod_spec: dict[str, Any], container: dict[str, Any]
+) -> None:
+    """What the cluster operator adds to the pods of the job's pools and resources (`profiles`)."""
+    if profile.tolerations:
+        pod_spec["tolerations"] = [
+            t.model_dump(by_alias=True, exclude_none=True) for t in profile.tolerations
+        ]
+    if profile.node_selector:
+        pod_spec["nodeSelector"] = dict(profile.node_selector)
+    optional = {
+        "priorityClassName": profile.priority_class_name,
+        "runtimeClassName": profile.runtime_class_name,
+        "serviceAccountName": profile.service_account_name,  # its token stays unmounted
+    }
+    pod_spec.update({key: value for key, value in optional.items() if value})
+    if profile.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": name} for name in profile.image_pull_secrets]
+    if profile.shm_size:
+        # In memory, so it counts toward the container's memory limit, as the job's own pages do.
+        pod_spec["volumes"].append(
+            {"name": profiles.SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": profile.shm_size}}
+        )
+        container["volumeMounts"].append({"name": profiles.SHM_VOLUME, "mountPath": profiles.SHM_PATH})
+    for volume in profile.volumes:
+        pod_spec["volumes"].append(
+            {
+                "name": volume.name,
+                "persistentVolumeClaim": {"claimName": volume.claim_name, "readOnly": volume.read_only},
+            }
+        )
+        container["volumeMounts"].append(
+            {"name": volume.name, "mountPath": volume.mount_path, "readOnly": volume.read_only}
+        )
 
 
 def py_module_container(index: int) -> str:

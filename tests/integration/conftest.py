@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import signal
 import socket
@@ -36,7 +37,7 @@ import yaml
 from kubernetes import client
 from waiting import TIMEOUT, eventually
 
-from jobgate.devcluster import LocalCluster
+from jobgate.devcluster import LocalCluster, pools
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO_ROOT / "crds" / "jobgate.io_jobs.yaml"
@@ -45,6 +46,8 @@ CRD_FILE = REPO_ROOT / "crds" / "jobgate.io_jobs.yaml"
 # uploaded packages come from the API's usual local address, and a retry waits 1 s, 2 s, ...
 # (10 s, 20 s, ... by default).
 OPERATOR_ENV = {
+    # The tainted GPU and NPU pools' tolerations, for the jobs there (devcluster/pools.yaml).
+    "JOBGATE_POD_PROFILES": json.dumps(pools.pod_profiles(pools.load_pools())),
     "JOBGATE_FILE_URI_ROOT": "/usr1/deploy",
     "JOBGATE_PACKAGE_BASE_URL": "http://127.0.0.1:8265",
     "JOBGATE_RETRY_BACKOFF_SECONDS": "1",

@@ -30,7 +30,9 @@ def pod_manifest(
     init_container: bool = False,
     owner: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A pod for the fake nodes; `pool` adds a required node affinity on `pool-<pool>`."""
+    """A pod for the fake nodes; `pool` adds a required node affinity on `pool-<pool>`. A
+    pod asking for GPUs or NPUs tolerates their pools' taints (named as the resource)."""
+    extended = [name for name in requests or {} if "/" in name]
     spec: dict[str, Any] = {
         "restartPolicy": restart_policy,
         "containers": [
@@ -42,6 +44,10 @@ def pod_manifest(
             }
         ],
     }
+    if extended:
+        spec["tolerations"] = [
+            {"key": name, "operator": "Exists", "effect": "NoSchedule"} for name in extended
+        ]
     if init_container:
         spec["initContainers"] = [{"name": "prepare", "image": "busybox"}]
     if pool:

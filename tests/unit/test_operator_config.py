@@ -96,6 +96,25 @@ def test_a_bad_value_is_an_error_naming_the_variable(
     assert str(caught.value).startswith(f"{name}={value!r}: ")
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('[{"pool": ["x"]}]', "JOBGATE_POD_PROFILES[0].pool: Extra inputs are not permitted"),
+        (
+            '[{"tolerations": [{"operator": "Near"}]}]',
+            "JOBGATE_POD_PROFILES[0].tolerations[0].operator='Near': ",
+        ),
+        ("[{", "JOBGATE_POD_PROFILES: expected JSON (Expecting property name"),
+    ],
+)
+def test_a_bad_pod_profile_is_an_error_naming_its_place(
+    value: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(policy.SettingsError) as caught:
+        load(monkeypatch, JOBGATE_POD_PROFILES=value)
+    assert str(caught.value).startswith(message)
+
+
 def test_the_entry_point_stops_at_a_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     from jobgate.operator import __main__ as entry
 

@@ -317,3 +317,87 @@ def test_a_py_module_this_deployment_cannot_fetch_names_its_index(
         render(runtimeEnv={"py_modules": modules})
     assert caught.type is kind
     assert caught.value.field == field
+
+
+GPU_PROFILE = {
+    "pools": ["pool-gpu"],
+    "resources": ["gpu"],
+    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    "nodeSelector": {"accelerator": "a100"},
+    "priorityClassName": "gpu-jobs",
+    "runtimeClassName": "nvidia",
+    "imagePullSecrets": ["registry-gpu"],
+    "image": "registry.local/cuda:12",
+    "shmSize": "8Gi",
+    "volumes": [{"name": "datasets", "claimName": "datasets", "mountPath": "/data"}],
+}
+NPU_PROFILE = {
+    "resources": ["NPU"],
+    "tolerations": [{"key": "huawei.com/Ascend910", "operator": "Exists", "effect": "NoSchedule"}],
+    "imagePullSecrets": ["registry-gpu", "registry-npu"],
+    "image": "registry.local/cann:8",
+    "volumes": [{"name": "datasets", "claimName": "other", "mountPath": "/other"}],
+}
+PROFILED = config.Config(pod_profiles=[GPU_PROFILE, NPU_PROFILE])
+
+
+def test_a_job_asking_for_a_gpu_gets_the_gpu_profile_without_naming_the_pool() -> None:
+    pod = render(configuration=PROFILED, runtimeEnv={}, poolLabels=[], resources={"gpus": 1})
+    spec, container = pod["spec"], main_container(pod)
+    assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert spec["nodeSelector"] == {"accelerator": "a100"}
+    assert (spec["priorityClassName"], spec["runtimeClassName"]) == ("gpu-jobs", "nvidia")
+    assert spec["imagePullSecrets"] == [{"name": "registry-gpu"}]
+    assert container["image"] == "registry.local/cuda:12"  # the pool's default image
+    assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}} in spec["volumes"]
+    assert {"name": "dshm", "mountPath": "/dev/shm"} in container["volumeMounts"]
+    claim = {"name": "datasets", "persistentVolumeClaim": {"claimName": "datasets", "readOnly": True}}
+    assert claim in spec["volumes"]
+    assert {"name": "datasets", "mountPath": "/data", "readOnly": True} in container["volumeMounts"]
+    assert spec["automountServiceAccountToken"] is False
+
+
+def test_a_job_in_the_gpu_pool_gets_it_and_its_own_image_wins() -> None:
+    allowing = config.Config(pod_profiles=[GPU_PROFILE], allowed_images="*")
+    pod = render(configuration=allowing, runtimeEnv={"image_uri": "mine:1"}, poolLabels=["pool-gpu"])
+    assert pod["spec"]["tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert main_container(pod)["image"] == "mine:1"
+
+
+def test_a_cpu_job_gets_no_profile() -> None:
+    pod = render(configuration=PROFILED, runtimeEnv={}, poolLabels=["pool-cpu-a"])
+    for key in ("tolerations", "nodeSelector", "priorityClassName", "runtimeClassName", "imagePullSecrets"):
+        assert key not in pod["spec"]
+    assert [v["name"] for v in pod["spec"]["volumes"]] == ["jobgate"]
+    assert main_container(pod)["image"] == "python:3.11-slim"
+
+
+def test_profiles_that_apply_together_add_up_the_first_winning_single_values() -> None:
+    pod = render(configuration=PROFILED, runtimeEnv={}, resources={"gpus": 1, "custom": {"NPU": 1}})
+    spec = pod["spec"]
+    assert [t["key"] for t in spec["tolerations"]] == ["nvidia.com/gpu", "huawei.com/Ascend910"]
+    assert spec["imagePullSecrets"] == [{"name": "registry-gpu"}, {"name": "registry-npu"}]
+    assert main_container(pod)["image"] == "registry.local/cuda:12"
+    claims = [v for v in spec["volumes"] if "persistentVolumeClaim" in v]
+    assert [c["persistentVolumeClaim"]["claimName"] for c in claims] == ["datasets"]  # one per name
+
+
+@pytest.mark.parametrize(
+    ("profile", "message"),
+    [
+        (
+            {"volumes": [{"name": "jobgate", "claimName": "c", "mountPath": "/d"}]},
+            "a volume of jobgate's own",
+        ),
+        ({"volumes": [{"name": "v", "claimName": "c", "mountPath": "/jobgate/x"}]}, "where jobgate mounts"),
+        ({"volumes": [{"name": "v", "claimName": "c", "mountPath": "/"}]}, "is / or where"),
+        ({"shmSize": "lots"}, "String should match pattern"),
+        ({"tolerations": [{"key": "k", "effect": "Sometimes"}]}, "NoSchedule"),
+        ({"hostPath": "/"}, "Extra inputs are not permitted"),
+    ],
+)
+def test_a_profile_jobgate_cannot_apply_is_refused_naming_its_place(
+    profile: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        config.Config(pod_profiles=[profile])
