@@ -27,7 +27,6 @@ from jobgate.crds import models, policy
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8265  # Ray's dashboard port: where Ray's clients look by default
 DEFAULT_TENANT: Final = "default"
-DEFAULT_NAMESPACE_PREFIX: Final = "jobgate-t-"
 DEFAULT_SUBMIT_GRACE_MS: Final = 10_000
 DEFAULT_MAX_BODY_BYTES: Final = 1 << 20  # 1 MiB: a job request is a few hundred bytes
 DEFAULT_MAX_PACKAGE_BYTES: Final = 100 << 20  # 100 MiB of zipped working_dir
@@ -37,8 +36,6 @@ DEFAULT_LOG_LIMIT_BYTES: Final = 10 << 20
 DEFAULT_MAX_CONNECTIONS: Final = 1000
 DEFAULT_MAX_LOG_TAILS: Final = 200
 DEFAULT_MAX_LOG_TAILS_PER_TENANT: Final = 20
-# A namespace prefix must leave room for a tenant: a DNS label is at most 63 characters.
-_PREFIX_PATTERN: Final = r"^[a-z0-9][-a-z0-9]{0,31}$"
 
 
 class PodSecurityLevel(enum.StrEnum):
@@ -68,11 +65,6 @@ class Settings(policy.JobPolicy):
     # The only tenants there are, when set: any other is refused (403) before its namespace
     # is made, so that made-up X-Tenant-Ids cannot fill the cluster with namespaces.
     tenants: Annotated[frozenset[str], pydantic_settings.NoDecode] = frozenset()
-    namespace_prefix: str = pydantic.Field(  # tenant namespaces are <prefix><tenant>
-        default=DEFAULT_NAMESPACE_PREFIX,
-        pattern=_PREFIX_PATTERN,
-        validation_alias="JOBGATE_TENANT_NAMESPACE_PREFIX",
-    )
     # X-Pool-Label of a request without one; () = any node.
     default_pool_labels: Annotated[tuple[str, ...], pydantic_settings.NoDecode] = ()
     # sha256(token) -> the tenant the token is pinned to, or None (the request's X-Tenant-Id

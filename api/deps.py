@@ -23,6 +23,7 @@ from starlette.requests import HTTPConnection
 from jobgate.api import errors, index, packages, pools, service, tenancy
 from jobgate.api.config import Settings, token_key
 from jobgate.crds import models as crd
+from jobgate.crds import names
 
 BEARER: Final = "bearer"
 MAX_PAGE: Final = 10_000
@@ -73,7 +74,7 @@ def package_space(
     tenant: Annotated[str, Depends(tenant)], configured: Annotated[Settings, Depends(settings)]
 ) -> str:
     """Where the tenant's packages are kept: named as its namespace."""
-    return tenancy.namespace_for(tenant, prefix=configured.namespace_prefix)
+    return names.tenant_namespace(tenant, prefix=configured.namespace_prefix)
 
 
 def authenticated(connection: HTTPConnection, configured: Annotated[Settings, Depends(settings)]) -> None:

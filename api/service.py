@@ -16,10 +16,11 @@ import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Collection, Iterator, Sequence
 from typing import Final
 
-from jobgate.api import errors, index, models, packages, store, tenancy, translate, views
+from jobgate.api import errors, index, models, packages, store, translate, views
 from jobgate.api.config import Settings, SubmitWait, pod_security_for
 from jobgate.core import jobs, logs, pods
 from jobgate.crds import models as crd
+from jobgate.crds import names
 
 # A submit fails (500) when the operator ended its job for one of these reasons before it
 # ever ran: the job was not "created" in the seed's sense.
@@ -262,7 +263,7 @@ class Jobs:
     # -- plumbing ---------------------------------------------------------------------------
 
     def _namespace(self, tenant: str) -> str:
-        return tenancy.namespace_for(tenant, prefix=self._settings.namespace_prefix)
+        return names.tenant_namespace(tenant, prefix=self._settings.namespace_prefix)
 
     def _require_index(self) -> None:
         if not self._index.synced:

@@ -1,23 +1,19 @@
 """Tenants, and the namespace each one's jobs live in (pure).
 
 A tenant is the `X-Tenant-Id` of a request (or the tenant its bearer token is pinned to, or
-the deployment's default tenant). Its jobs live in one namespace of its own, named
-`<prefix><tenant>` (`jobgate-t-acme`) when the tenant id is a DNS label that fits, and else
-`<prefix><readable part>--<12 hex of sha256(tenant)>` (`ACME Corp` -> `jobgate-t-acme-corp--27de7f296039`).
-A readable name never contains `--`, a hashed one always does, so two tenants never map to
-the same namespace. The namespace carries the tenant id in an annotation (exact) and a
+the deployment's default tenant). Its jobs live in one namespace of its own
+(`names.tenant_namespace`: `jobgate-t-acme`), which the operator checks a Job's
+`spec.tenant` against. The namespace carries the tenant id in an annotation (exact) and a
 label (shortened when it cannot be a label value).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any, Final
 
 from jobgate.crds import models, names
 
 MAX_TENANT_LENGTH: Final = 253  # as spec.tenant in crds/models.py
-_HASH_LENGTH: Final = 12
 POD_SECURITY: Final = "pod-security.kubernetes.io/"  # the PodSecurity admission's namespace labels
 
 
@@ -28,16 +24,6 @@ def check_tenant(text: str) -> str:
     return text
 
 
-def namespace_for(tenant: str, *, prefix: str) -> str:
-    """The namespace of the tenant's jobs."""
-    if "--" not in tenant and names.DNS_LABEL.fullmatch(tenant) and len(prefix + tenant) <= names.MAX_LABEL:
-        return prefix + tenant
-    hashed = names.digest(tenant, length=_HASH_LENGTH)
-    room = names.MAX_LABEL - len(prefix) - len(hashed) - 2
-    readable = re.sub(r"[^a-z0-9]+", "-", tenant.lower())[:room].strip("-")
-    return f"{prefix}{readable}--{hashed}"
-
-
 def namespace_manifest(tenant: str, *, prefix: str, pod_security: str) -> dict[str, Any]:
     """The tenant's namespace, as the API creates it on the tenant's first submission: the
     Pod Security Standard `pod_security` enforced in it (the apiserver's PodSecurity
@@ -46,7 +32,7 @@ def namespace_manifest(tenant: str, *, prefix: str, pod_security: str) -> dict[s
         "apiVersion": "v1",
         "kind": "Namespace",
         "metadata": {
-            "name": namespace_for(tenant, prefix=prefix),
+            "name": names.tenant_namespace(tenant, prefix=prefix),
             "labels": {
                 models.LABEL_TENANT: names.label_value(tenant),
                 f"{POD_SECURITY}enforce": pod_security,

@@ -53,10 +53,8 @@ from kubernetes import client
 from kubernetes import config as kube_config
 from kubernetes.utils import parse_quantity
 
-from jobgate.api import config as api_config
-from jobgate.api import tenancy
 from jobgate.bench import measure, stack
-from jobgate.crds import models
+from jobgate.crds import models, names
 from jobgate.devcluster import LocalCluster
 from jobgate.devcluster.cluster import APISERVER, ETCD, KWOK, SCHEDULER
 
@@ -559,7 +557,7 @@ class Suite:
 
     def namespace_of(self, tenant: str) -> str:
         # The API's own mapping: the API made the namespace.
-        return tenancy.namespace_for(tenant, prefix=api_config.DEFAULT_NAMESPACE_PREFIX)
+        return names.tenant_namespace(tenant, prefix=names.DEFAULT_NAMESPACE_PREFIX)
 
     def jobs(self, namespace: str) -> list[dict[str, Any]]:
         """The namespace's Jobs, read straight from the apiserver (retried while it is down)."""

@@ -4,7 +4,7 @@ Kubernetes bounds names and label values in length and characters. A text that f
 used as it is; one that does not becomes a readable part of it plus a hash of the whole
 text (`bounded`), so that two different texts never share a name. Every derived name goes
 through here: the Job's name for a submission id, an attempt's pod, label values, and a
-tenant's namespace (`api.tenancy`).
+tenant's namespace (`tenant_namespace`).
 """
 
 from __future__ import annotations
@@ -42,6 +42,23 @@ def bounded(
 def digest(text: str, *, length: int = _DIGEST) -> str:
     """The hash that keeps a shortened name unique: hex of sha256 of the whole text."""
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+DEFAULT_NAMESPACE_PREFIX: Final = "jobgate-t-"
+_TENANT_HASH: Final = 12
+
+
+def tenant_namespace(tenant: str, *, prefix: str) -> str:
+    """The namespace of the tenant's jobs: `<prefix><tenant>` (`jobgate-t-acme`) when the
+    tenant id is a DNS label that fits, else `<prefix><readable part>--<12 hex of
+    sha256(tenant)>` (`ACME Corp` -> `jobgate-t-acme-corp--27de7f296039`). A readable name
+    never holds `--`, a hashed one always does: two tenants never share a namespace."""
+    if "--" not in tenant and DNS_LABEL.fullmatch(tenant) and len(prefix + tenant) <= MAX_LABEL:
+        return prefix + tenant
+    hashed = digest(tenant, length=_TENANT_HASH)
+    room = MAX_LABEL - len(prefix) - len(hashed) - 2
+    readable = re.sub(r"[^a-z0-9]+", "-", tenant.lower())[:room].strip("-")
+    return f"{prefix}{readable}--{hashed}"
 
 
 def job_name(submission_id: str) -> str:

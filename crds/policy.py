@@ -14,7 +14,7 @@ from typing import Annotated, Any, Final, TypeVar
 import pydantic
 import pydantic_settings
 
-from jobgate.crds import fetch_working_dir, placement, profiles, workdir
+from jobgate.crds import fetch_working_dir, names, placement, profiles, workdir
 from jobgate.crds import images as image_rules
 from jobgate.crds import resources as resource_rules
 
@@ -68,6 +68,14 @@ class JobPolicy(pydantic_settings.BaseSettings):
     )
 
     image: str = DEFAULT_IMAGE  # the job's image unless runtime_env.image_uri names one
+    # Tenant namespaces are <prefix><tenant> (`names.tenant_namespace`): the API makes them,
+    # the operator checks a Job's spec.tenant against its namespace. It leaves room for a
+    # tenant: a namespace's name is at most 63 characters.
+    namespace_prefix: str = pydantic.Field(
+        default=names.DEFAULT_NAMESPACE_PREFIX,
+        pattern=r"^[a-z0-9][-a-z0-9]{0,31}$",
+        validation_alias="JOBGATE_TENANT_NAMESPACE_PREFIX",
+    )
     fetch_image_override: str | None = pydantic.Field(
         default=None, validation_alias="JOBGATE_FETCH_IMAGE"
     )  # the working_dir init container's (needs python3); the job image when unset

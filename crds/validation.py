@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from jobgate.crds import errors, models, policy, resources, workdir
+from jobgate.crds import errors, models, names, policy, resources, workdir
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -22,11 +22,19 @@ class Checked:
     modules: tuple[workdir.Source, ...] = ()  # where each py_module comes from, in order
 
 
-def check_spec(spec: models.JobSpec, *, rules: policy.JobPolicy) -> Checked:
-    """Raise `errors.SpecError` (naming the field) if this deployment could not run `spec`.
+def check_spec(spec: models.JobSpec, *, rules: policy.JobPolicy, namespace: str | None = None) -> Checked:
+    """Raise `errors.SpecError` (naming the field) if this deployment could not run `spec`
+    (in `namespace`, when given: a Job's spec.tenant must be the tenant of its namespace,
+    or one tenant's kubectl user could claim another's file:// root and pools).
 
     The working_dir and py_modules are checked last, and a URI no way here can fetch is
     raised after them all: an `UnfetchableError` means every other field passed."""
+    if namespace is not None and spec.tenant is not None:
+        own = names.tenant_namespace(spec.tenant, prefix=rules.namespace_prefix)
+        if own != namespace:
+            raise errors.SpecError(
+                ("tenant",), f"tenant {spec.tenant!r} has its jobs in namespace {own}, not {namespace}"
+            )
     env = spec.runtime_env
     if env.image_uri:
         rules.images.check(env.image_uri)

@@ -72,7 +72,7 @@ def render_pod(
     """The pod of a job's attempt (1, 2, ...), made at `created_at` (RFC 3339).
 
     Raises `SpecError` when the spec cannot run here."""
-    checked = validation.check_spec(spec, rules=config)
+    checked = validation.check_spec(spec, rules=config, namespace=job.namespace)
     quantities, source = checked.quantities, checked.source
     profile = profiles.for_job(config.pod_profiles, spec)
     image = spec.runtime_env.image_uri or profile.image or config.image

@@ -14,7 +14,7 @@ import httpx
 from kubernetes import client
 from waiting import TIMEOUT, eventually
 
-from jobgate.api import config, tenancy
+from jobgate.crds import names
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The operator's deployment settings that decide which working_dir sources a job may use
@@ -123,7 +123,7 @@ class ApiServers:
 
 def delete_tenant_namespace(kube: client.ApiClient, tenant: str) -> None:
     """Delete the namespace the API made for `tenant` (if any), without waiting."""
-    namespace = tenancy.namespace_for(tenant, prefix=config.DEFAULT_NAMESPACE_PREFIX)
+    namespace = names.tenant_namespace(tenant, prefix=names.DEFAULT_NAMESPACE_PREFIX)
     try:
         client.CoreV1Api(kube).delete_namespace(namespace)
     except client.ApiException as err:

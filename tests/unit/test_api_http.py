@@ -22,10 +22,11 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
     from starlette.websockets import WebSocketDisconnect
 
-from jobgate.api import app, config, index, store, tenancy
+from jobgate.api import app, config, index, store
 from jobgate.core import client
+from jobgate.crds import names
 
-PREFIX = config.DEFAULT_NAMESPACE_PREFIX
+PREFIX = names.DEFAULT_NAMESPACE_PREFIX
 VALID = {"entrypoint": "true", "runtime_env": {"working_dir": "https://e.com/a.zip"}}
 
 
@@ -35,7 +36,7 @@ def stored_job(
     return {
         "metadata": {
             "name": submission_id,
-            "namespace": tenancy.namespace_for(tenant, prefix=PREFIX),
+            "namespace": names.tenant_namespace(tenant, prefix=PREFIX),
             "uid": f"uid-{submission_id}",
             "resourceVersion": "5",
             "creationTimestamp": created,

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from jobgate.api import pools, tenancy
+from jobgate.crds import names
 
 PREFIX = "jobgate-t-"
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -14,7 +15,7 @@ DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 @pytest.mark.parametrize("tenant", ["acme", "default", "team-7", "a" * 53])
 def test_dns_label_tenants_keep_their_name(tenant: str) -> None:
-    assert tenancy.namespace_for(tenant, prefix=PREFIX) == PREFIX + tenant
+    assert names.tenant_namespace(tenant, prefix=PREFIX) == PREFIX + tenant
 
 
 @pytest.mark.parametrize(
@@ -30,16 +31,16 @@ def test_dns_label_tenants_keep_their_name(tenant: str) -> None:
     ],
 )
 def test_other_tenants_get_a_hashed_name(tenant: str, readable: str) -> None:
-    namespace = tenancy.namespace_for(tenant, prefix=PREFIX)
+    namespace = names.tenant_namespace(tenant, prefix=PREFIX)
     assert DNS_LABEL.fullmatch(namespace), namespace
     assert re.fullmatch(re.escape(PREFIX + readable) + r"--[0-9a-f]{12}", namespace)
 
 
 def test_no_two_tenants_share_a_namespace() -> None:
     tenants = ["acme", "Acme", "ACME", "acme-", "a-cme", "acme--1", "acme_", "acme.", "x" * 100, "x" * 101]
-    hashed = tenancy.namespace_for("Acme", prefix=PREFIX)
+    hashed = names.tenant_namespace("Acme", prefix=PREFIX)
     tenants.append(hashed.removeprefix(PREFIX))  # a tenant named like another's hashed namespace
-    namespaces = [tenancy.namespace_for(tenant, prefix=PREFIX) for tenant in tenants]
+    namespaces = [names.tenant_namespace(tenant, prefix=PREFIX) for tenant in tenants]
     assert len(set(namespaces)) == len(tenants)
 
 

@@ -11,7 +11,7 @@ from jobgate.core import jobs
 from jobgate.crds import errors, fetch_working_dir, models, names, validation, workdir
 from jobgate.operator import config, podspec
 
-JOB = jobs.JobRef(namespace="tenant-a", name="app-1234", uid="0f0e-uid")
+JOB = jobs.JobRef(namespace="jobgate-t-tenant-a", name="app-1234", uid="0f0e-uid")  # tenant-a's
 SEED = {  # the seed's request body, as a Job spec
     "submissionId": "app-1234",
     "entrypoint": "python script.py",
@@ -28,10 +28,12 @@ SEED = {  # the seed's request body, as a Job spec
 CONFIG = config.Config(file_uri_root="/usr1")
 
 
-def render(attempt: int = 1, configuration: config.Config = CONFIG, **changes: Any) -> dict[str, Any]:
+def render(
+    attempt: int = 1, configuration: config.Config = CONFIG, job: jobs.JobRef = JOB, **changes: Any
+) -> dict[str, Any]:
     spec = models.JobSpec.model_validate({**SEED, **changes})
     return podspec.render_pod(
-        job=JOB, spec=spec, attempt=attempt, config=configuration, created_at="2025-01-02T03:04:05.678Z"
+        job=job, spec=spec, attempt=attempt, config=configuration, created_at="2025-01-02T03:04:05.678Z"
     )
 
 
@@ -97,7 +99,7 @@ def test_the_pod_is_owned_never_restarts_and_has_no_token() -> None:
     ]
     assert pod["spec"]["restartPolicy"] == "Never"
     assert pod["spec"]["automountServiceAccountToken"] is False
-    assert (pod["metadata"]["name"], pod["metadata"]["namespace"]) == ("app-1234-1", "tenant-a")
+    assert (pod["metadata"]["name"], pod["metadata"]["namespace"]) == ("app-1234-1", "jobgate-t-tenant-a")
 
 
 def test_labels_and_annotations_carry_the_ids_and_the_metadata() -> None:
@@ -118,7 +120,10 @@ def test_labels_and_annotations_carry_the_ids_and_the_metadata() -> None:
 
 def test_values_a_label_cannot_hold_are_shortened_and_kept_whole_in_annotations() -> None:
     tenant = "Tenant With Spaces/" + "x" * 80
-    meta = render(tenant=tenant, submissionId="raysubmit_AbC")["metadata"]
+    job = jobs.JobRef(
+        namespace=names.tenant_namespace(tenant, prefix=names.DEFAULT_NAMESPACE_PREFIX), name="j", uid="u"
+    )
+    meta = render(job=job, tenant=tenant, submissionId="raysubmit_AbC")["metadata"]
     assert meta["annotations"]["jobgate.io/tenant"] == tenant
     label = meta["labels"]["jobgate.io/tenant"]
     assert len(label) <= 63
@@ -227,6 +232,17 @@ def test_a_spec_this_deployment_cannot_run_is_a_spec_error() -> None:
         render(configuration=config.Config())  # file:// not enabled
     with pytest.raises(errors.SpecError, match=r"spec\.resources\.custom\.TPU"):
         render(resources={"custom": {"TPU": 1}})
+
+
+def test_a_job_claiming_a_tenant_outside_its_namespace_is_refused() -> None:
+    """spec.tenant picks per-tenant rules (file:// roots, pools): a kubectl user of one
+    tenant's namespace cannot claim another's."""
+    elsewhere = jobs.JobRef(namespace="jobgate-t-tenant-b", name="app-1234", uid="u")
+    with pytest.raises(errors.SpecError) as caught:
+        render(job=elsewhere)
+    assert caught.value.field == "spec.tenant"
+    assert "has its jobs in namespace jobgate-t-tenant-a, not jobgate-t-tenant-b" in str(caught.value)
+    assert render(job=elsewhere, tenant=None, runtimeEnv={})["metadata"]["namespace"] == "jobgate-t-tenant-b"
 
 
 def test_the_apis_check_refuses_exactly_what_rendering_refuses() -> None:

@@ -40,7 +40,8 @@ from waiting import eventually
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from jobgate.api import config, serving, tenancy
+from jobgate.api import config, serving
+from jobgate.crds import names
 from jobgate.operator import podspec
 
 JOB: dict[str, Any] = {"entrypoint": "true", "runtime_env": {"working_dir": "https://example.com/job.zip"}}
@@ -279,7 +280,7 @@ def test_tenant_ids_with_commas_and_spaces_are_tenants_of_their_own(
         with stored_api.client(edge) as http:  # the longest tenant id
             assert http.post("/api/jobs", json=JOB).status_code == 200
         namespace = client.CoreV1Api(kube).read_namespace(
-            tenancy.namespace_for(odd, prefix=config.DEFAULT_NAMESPACE_PREFIX)
+            names.tenant_namespace(odd, prefix=names.DEFAULT_NAMESPACE_PREFIX)
         )
         assert namespace.metadata.annotations["jobgate.io/tenant"] == odd
     finally:
@@ -484,7 +485,7 @@ def test_shell_metacharacters_reach_the_pod_as_data_and_run_nowhere_here(
         assert response.status_code == 200, response.text
         details = wait_status(http, "/api/jobs/app-shell", "SUCCEEDED", "FAILED")
     assert details["entrypoint"] == entrypoint
-    namespace = tenancy.namespace_for(tenant, prefix=config.DEFAULT_NAMESPACE_PREFIX)
+    namespace = names.tenant_namespace(tenant, prefix=names.DEFAULT_NAMESPACE_PREFIX)
     (pod,) = client.CoreV1Api(kube).list_namespaced_pod(namespace).items
     (container,) = pod.spec.containers
     assert container.command == ["/bin/sh", "-c", podspec.RUN_SCRIPT, "jobgate", entrypoint]
@@ -532,7 +533,7 @@ def two_tenants(
 
 def b_jobs(kube: client.ApiClient) -> dict[str, tuple[str, int, bool]]:
     """B's Jobs as the cluster holds them: name -> (uid, generation, stop)."""
-    namespace = tenancy.namespace_for(TENANT_B, prefix=config.DEFAULT_NAMESPACE_PREFIX)
+    namespace = names.tenant_namespace(TENANT_B, prefix=names.DEFAULT_NAMESPACE_PREFIX)
     items = client.CustomObjectsApi(kube).list_namespaced_custom_object(
         "jobgate.io", "v1alpha1", namespace, "jobs"
     )

@@ -21,7 +21,6 @@ from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 from waiting import eventually
 
-from jobgate.api import config, tenancy
 from jobgate.crds import models, names
 
 LEASE_SECONDS = 4
@@ -38,7 +37,7 @@ def test_a_killed_leader_and_a_killed_api_lose_and_double_nothing(
     tenant: str,
 ) -> None:
     lease = f"jobgate-system/ha-{uuid.uuid4().hex[:8]}"
-    namespace = tenancy.namespace_for(tenant, prefix=config.DEFAULT_NAMESPACE_PREFIX)
+    namespace = names.tenant_namespace(tenant, prefix=names.DEFAULT_NAMESPACE_PREFIX)
     jobgate_operator.stop()
     try:
         ports = {name: free_port() for name in ("a", "b")}

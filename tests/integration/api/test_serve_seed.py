@@ -11,7 +11,7 @@ from apiprocess import SCHEDULING_TIMEOUT_MS, ApiServer, wait_status
 from kubernetes import client
 from waiting import eventually
 
-from jobgate.api import config, tenancy
+from jobgate.crds import names
 
 # The seed page's request example, byte for byte.
 SEED_BODY = """{
@@ -40,7 +40,7 @@ JOB = {"runtime_env": {"working_dir": "https://example.com/job.zip"}}
 
 
 def namespace_of(tenant: str) -> str:
-    return tenancy.namespace_for(tenant, prefix=config.DEFAULT_NAMESPACE_PREFIX)
+    return names.tenant_namespace(tenant, prefix=names.DEFAULT_NAMESPACE_PREFIX)
 
 
 def test_the_seed_request_runs_and_its_duplicate_is_refused(

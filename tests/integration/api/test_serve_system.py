@@ -9,14 +9,14 @@ from apiprocess import STORED_PACKAGE_LIMIT, ApiServer, ApiServers, delete_tenan
 from kubernetes import client
 from waiting import eventually
 
-from jobgate.api import config, tenancy
+from jobgate.crds import names
 
 JOB = {"entrypoint": "true", "runtime_env": {"working_dir": "https://example.com/job.zip"}}
 
 
 def test_packages_are_stored_served_and_limited(stored_api: ApiServer, tenant: str) -> None:
     name, package = "_ray_pkg_0123456789abcdef.zip", archives.zipped({"script.py": "print(1)"})
-    space = stored_api.package_dir / tenancy.namespace_for(tenant, prefix=config.DEFAULT_NAMESPACE_PREFIX)
+    space = stored_api.package_dir / names.tenant_namespace(tenant, prefix=names.DEFAULT_NAMESPACE_PREFIX)
     with stored_api.client(tenant) as http:
         assert http.get(f"/ray/api/packages/gcs/{name}").status_code == 404
         assert http.put(f"/ray/api/packages/gcs/{name}", content=package).status_code == 200
@@ -56,7 +56,7 @@ def test_a_package_is_the_tenants_never_changes_and_only_its_job_fetches_it(
             job = {**JOB, "submission_id": "pkg", "metadata": {"fake-duration": "600s"}}
             job["runtime_env"] = {"working_dir": f"gcs://{name}"}
             assert owner.post("/api/jobs", json=job).status_code == 200
-            namespace = tenancy.namespace_for(tenant, prefix=config.DEFAULT_NAMESPACE_PREFIX)
+            namespace = names.tenant_namespace(tenant, prefix=names.DEFAULT_NAMESPACE_PREFIX)
             uid = client.CustomObjectsApi(kube).get_namespaced_custom_object(
                 "jobgate.io", "v1alpha1", namespace, "jobs", "app-pkg"
             )["metadata"]["uid"]
@@ -106,7 +106,7 @@ def test_packages_nobody_wants_are_removed_and_those_in_use_kept(
     api_servers: ApiServers, tenant: str, kube: client.ApiClient
 ) -> None:
     server = api_servers.start("package-ttl", JOBGATE_PACKAGE_TTL_SECONDS="2", JOBGATE_SUBMIT_WAIT="stored")
-    space = server.package_dir / tenancy.namespace_for(tenant, prefix=config.DEFAULT_NAMESPACE_PREFIX)
+    space = server.package_dir / names.tenant_namespace(tenant, prefix=names.DEFAULT_NAMESPACE_PREFIX)
     unused, used = "_ray_pkg_unused.zip", "_ray_pkg_used.zip"
     with server.client(tenant) as http:
         for name in (unused, used):

@@ -15,7 +15,8 @@ from waiting import eventually
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from jobgate.api import config, tenancy
+from jobgate.api import config
+from jobgate.crds import names
 
 JOB = {"entrypoint": "true", "runtime_env": {"working_dir": "https://example.com/job.zip"}}
 
@@ -64,7 +65,7 @@ def test_another_tenants_job_does_not_exist_anywhere(
     assert refused.value.response.status_code == 404
 
     namespace = client.CoreV1Api(kube).read_namespace(
-        tenancy.namespace_for(other_tenant, prefix=config.DEFAULT_NAMESPACE_PREFIX)
+        names.tenant_namespace(other_tenant, prefix=names.DEFAULT_NAMESPACE_PREFIX)
     )
     assert namespace.metadata.annotations["jobgate.io/tenant"] == other_tenant
     assert "--" in namespace.metadata.name
@@ -83,7 +84,7 @@ def test_no_tenant_header_means_the_default_tenant(api: ApiServer, kube: client.
 def test_a_namespace_of_that_name_that_is_not_the_tenants_is_not_used(
     api: ApiServer, tenant: str, kube: client.ApiClient
 ) -> None:
-    name = tenancy.namespace_for(tenant, prefix=config.DEFAULT_NAMESPACE_PREFIX)
+    name = names.tenant_namespace(tenant, prefix=names.DEFAULT_NAMESPACE_PREFIX)
     client.CoreV1Api(kube).create_namespace({"metadata": {"name": name}})
     with api.client(tenant) as http:
         response = http.post("/api/jobs", json=JOB)
@@ -97,8 +98,8 @@ def test_a_tenant_namespace_deleted_behind_the_apis_back_is_made_again(
     core = client.CoreV1Api(kube)
     with api.client(tenant) as http:
         assert http.post("/api/jobs", json={**JOB, "submission_id": "before"}).status_code == 200
-        core.delete_namespace(tenancy.namespace_for(tenant, prefix=config.DEFAULT_NAMESPACE_PREFIX))
-        selector = f"metadata.name={tenancy.namespace_for(tenant, prefix=config.DEFAULT_NAMESPACE_PREFIX)}"
+        core.delete_namespace(names.tenant_namespace(tenant, prefix=names.DEFAULT_NAMESPACE_PREFIX))
+        selector = f"metadata.name={names.tenant_namespace(tenant, prefix=names.DEFAULT_NAMESPACE_PREFIX)}"
         eventually(
             lambda: not core.list_namespace(field_selector=selector).items, message="the namespace to be gone"
         )
@@ -123,7 +124,7 @@ def test_when_tenants_are_listed_no_other_gets_a_namespace(
         assert refused.status_code == 403, refused.text
         assert "is not one of this deployment's tenants" in refused.text
     namespaces = [ns.metadata.name for ns in core.list_namespace().items]
-    assert tenancy.namespace_for(stranger, prefix=config.DEFAULT_NAMESPACE_PREFIX) not in namespaces
+    assert names.tenant_namespace(stranger, prefix=names.DEFAULT_NAMESPACE_PREFIX) not in namespaces
     with server.client(tenant) as http:
         assert http.post("/api/jobs", json=JOB).status_code == 200
 
@@ -136,7 +137,7 @@ def test_a_tenant_namespace_enforces_the_baseline_pod_security_standard(
     with server.client(tenant) as http:
         assert http.post("/api/jobs", json={**JOB, "submission_id": "meets-it"}).status_code == 200
         assert wait_status(http, "/api/jobs/app-meets-it", "SUCCEEDED")  # job pods meet it
-    namespace = tenancy.namespace_for(tenant, prefix=config.DEFAULT_NAMESPACE_PREFIX)
+    namespace = names.tenant_namespace(tenant, prefix=names.DEFAULT_NAMESPACE_PREFIX)
     core = client.CoreV1Api(kube)
     labels = core.read_namespace(namespace).metadata.labels
     assert labels["pod-security.kubernetes.io/enforce"] == "baseline"

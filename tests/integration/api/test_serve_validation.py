@@ -9,13 +9,13 @@ import pytest
 from apiprocess import ApiServer
 from kubernetes import client
 
-from jobgate.api import config, tenancy
+from jobgate.crds import names
 
 BASE: dict[str, Any] = {"entrypoint": "true", "runtime_env": {"working_dir": "https://example.com/job.zip"}}
 
 
 def _jobs_and_namespace(kube: client.ApiClient, tenant: str) -> tuple[list[Any], bool]:
-    namespace = tenancy.namespace_for(tenant, prefix=config.DEFAULT_NAMESPACE_PREFIX)
+    namespace = names.tenant_namespace(tenant, prefix=names.DEFAULT_NAMESPACE_PREFIX)
     selector = f"metadata.name={namespace}"
     if not client.CoreV1Api(kube).list_namespace(field_selector=selector).items:
         return [], False

@@ -95,3 +95,15 @@ def test_an_image_from_a_registry_not_allowed_fails_without_a_pod(jobs: Jobs) ->
         "spec.runtimeEnv.image_uri: image 'ghcr.io/evil/miner:1' (ghcr.io/evil/miner:1) is not allowed here"
     )
     assert not jobs.pods("miner")
+
+
+def test_a_job_claiming_another_tenant_fails_without_a_pod(jobs: Jobs) -> None:
+    """A kubectl user of one namespace cannot take another tenant's per-tenant rules (its
+    file:// root, its pools) by writing its name into spec.tenant."""
+    jobs.create("claims", tenant="acme", runtimeEnv={"working_dir": "file:///usr1/deploy/file.zip"})
+    job = jobs.wait("claims", "FAILED")
+    assert job["status"]["errorType"] == "InvalidSpec"
+    assert job["status"]["message"] == (
+        f"spec.tenant: tenant 'acme' has its jobs in namespace jobgate-t-acme, not {jobs.namespace}"
+    )
+    assert not jobs.pods("claims")

@@ -25,7 +25,7 @@ from kubernetes import client
 from ray.job_submission import JobDetails, JobStatus, JobSubmissionClient
 from waiting import eventually
 
-from jobgate.crds import models
+from jobgate.crds import models, names
 from jobgate.devcluster import LocalCluster, nodeimages, realnode
 from jobgate.operator import podspec
 
@@ -355,15 +355,21 @@ def test_an_invalid_image_name_fails_the_job_at_once(
 
 
 def test_a_file_root_missing_on_the_node_fails_the_job_naming_the_path(
-    real_kube: client.ApiClient, real_namespace: str, real_operator: None
+    real_kube: client.ApiClient, real_operator: None
 ) -> None:
-    job = _run_job(
-        real_kube,
-        real_namespace,
-        entrypoint="true",
-        tenant=GHOST_TENANT,
-        runtimeEnv={"working_dir": f"file://{GHOST_ROOT}/file.zip"},
-    )
+    # In the tenant's own namespace: a Job's spec.tenant is its namespace's tenant.
+    namespace = names.tenant_namespace(GHOST_TENANT, prefix=names.DEFAULT_NAMESPACE_PREFIX)
+    client.CoreV1Api(real_kube).create_namespace({"metadata": {"name": namespace}})
+    try:
+        job = _run_job(
+            real_kube,
+            namespace,
+            entrypoint="true",
+            tenant=GHOST_TENANT,
+            runtimeEnv={"working_dir": f"file://{GHOST_ROOT}/file.zip"},
+        )
+    finally:
+        delete_tenant_namespace(real_kube, GHOST_TENANT)
     status = job["status"]
     assert (status["state"], status["errorType"]) == ("FAILED", "StartFailed"), status
     prefix = f"the job could not start within {START_TIMEOUT} s: runtime_env.working_dir: waiting for volume "
