@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from jobgate.core import jobs
-from jobgate.crds import errors, fetch_working_dir, models, names, validation, workdir
+from jobgate.crds import errors, fetch_working_dir, models, names, profiles, validation, workdir
 from jobgate.operator import config, podspec
 
 JOB = jobs.JobRef(namespace="jobgate-t-tenant-a", name="app-1234", uid="0f0e-uid")  # tenant-a's
@@ -417,3 +417,14 @@ def test_a_profile_jobgate_cannot_apply_is_refused_naming_its_place(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         config.Config(pod_profiles=[profile])
+
+
+def test_a_profile_can_never_take_a_volume_name_of_the_pods_own() -> None:
+    pod = render(
+        configuration=config.Config(pod_profiles=[GPU_PROFILE], file_uri_root="/usr1"),
+        runtimeEnv={"working_dir": "file:///usr1/deploy/file.zip"},
+        resources={"gpus": 1},
+    )
+    own = {v["name"] for v in pod["spec"]["volumes"] if "persistentVolumeClaim" not in v}
+    assert own == {"jobgate", podspec.SOURCE_VOLUME, "dshm"}
+    assert own <= profiles.RESERVED_VOLUMES
