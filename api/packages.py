@@ -47,7 +47,7 @@ def package_names(runtime_env: crd.RuntimeEnv) -> set[str]:
     return {uri[len(URI_PREFIX) :] for uri in uris if uri[: len(URI_PREFIX)].lower() == URI_PREFIX}
 
 
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+!-]{0,200}")  # a wheel's name may hold + and !
 
 
 class Packages:
@@ -123,7 +123,8 @@ class Packages:
             raise errors.InvalidRequestError(f"package protocol must be {PROTOCOL!r}, got {protocol!r}")
         if not _NAME.fullmatch(name):
             raise errors.InvalidRequestError(
-                f"package name must be 1 to 201 of [A-Za-z0-9_.-], not starting with '.' or '-', got {name!r}"
+                "package name must be 1 to 201 of [A-Za-z0-9_.+!-], not starting with '.', '-', '+' or '!', "
+                f"got {name!r}"
             )
         return name
 

@@ -308,6 +308,8 @@ def main(argv: list[str]) -> None:
             data = read_source(args.source, patience=args.patience)
         except (ArchiveError, OSError) as e:
             sys.exit(f"{args.field} {shown}: {e}")
+        if len(data) > args.max_bytes:  # a wheel is not unpacked here, but pip would
+            sys.exit(f"{args.field} {shown}: is more than {args.max_bytes} bytes (the most allowed)")
         with open(os.path.join(args.dest, args.keep_file), "wb") as file:
             file.write(data)
         return

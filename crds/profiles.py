@@ -4,10 +4,13 @@ resource (`JOBGATE_POD_PROFILES`, a JSON list).
 Real GPU and NPU nodes are tainted (`nvidia.com/gpu:NoSchedule`), need a runtime class, a
 priority class, a pull secret for their images, a larger `/dev/shm`, a dataset volume. A
 job never says any of that: a profile applies to a job when one of its pool labels is one
-of the profile's `pools` (as written in `X-Pool-Label`: `pool-gpu`, or `key=value`), or when
-it asks for one of the profile's `resources` (`gpu`, or a custom resource's name such as
-`NPU`). So a job asking for a GPU gets the GPU pool's tolerations without naming the pool,
-and a CPU job never tolerates the GPU nodes' taints.
+of the profile's `pools` (exactly as written in `X-Pool-Label`: `pool-gpu`, or `key=value`),
+or when it asks for one of the profile's `resources` (`gpu`, a custom resource's name such as
+`NPU`, or the extended resource itself, `nvidia.com/gpu`). So a job asking for a GPU gets the
+GPU pool's tolerations without naming the pool, and a CPU job that names no GPU pool never
+tolerates the GPU nodes' taints. A profile's nodeSelector and runtimeClassName pin the pod:
+give them only to profiles whose jobs can land nowhere else (a job naming a CPU pool and the
+GPU pool would otherwise be held to the GPU nodes).
 
 Users cannot reach past it: the Job's spec has no field for any of these, the profiles are
 the deployment's settings, and a volume is a PersistentVolumeClaim of the job's own
@@ -21,10 +24,10 @@ from __future__ import annotations
 
 import enum
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Final
 
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from jobgate.crds import models, names
@@ -71,6 +74,14 @@ class Toleration(_Camel):
     effect: TaintEffect | None = None
     toleration_seconds: int | None = None
 
+    @model_validator(mode="after")
+    def _as_the_apiserver_takes_it(self) -> Toleration:
+        if self.operator == TolerationOperator.EXISTS and self.value:
+            raise ValueError("a toleration with operator Exists has no value")
+        if self.key is None and self.operator != TolerationOperator.EXISTS:
+            raise ValueError("a toleration without a key has operator Exists (it tolerates every taint)")
+        return self
+
 
 class ClaimVolume(_Camel):
     """A PersistentVolumeClaim of the job's namespace, mounted into the job's container."""
@@ -90,15 +101,15 @@ class ClaimVolume(_Camel):
     @field_validator("mount_path")
     @classmethod
     def _own_path(cls, path: str) -> str:
-        clean = posixpath.normpath(path)
+        clean = "/" + posixpath.normpath(path).lstrip("/")  # normpath keeps a leading //
         if any(clean == own or clean.startswith(own + "/") for own in RESERVED_PATHS) or clean == "/":
             raise ValueError(f"{path!r} is / or where jobgate mounts its own ({', '.join(RESERVED_PATHS)})")
         return clean
 
 
 class PodProfile(_Camel):
-    pools: tuple[str, ...] = ()  # pool labels (as in X-Pool-Label; a key also matches key=value)
-    resources: tuple[str, ...] = ()  # `gpu`, or custom resource names, a job asks for (> 0)
+    pools: tuple[str, ...] = ()  # pool labels, exactly as a job names them (X-Pool-Label)
+    resources: tuple[str, ...] = ()  # `gpu`, custom resource names or extended resources (> 0)
     tolerations: tuple[Toleration, ...] = ()
     node_selector: dict[str, str] = Field(default_factory=dict)
     priority_class_name: _NAME | None = None
@@ -109,24 +120,23 @@ class PodProfile(_Camel):
     shm_size: Annotated[str | None, Field(pattern=_QUANTITY)] = None  # an in-memory /dev/shm of this size
     volumes: tuple[ClaimVolume, ...] = ()
 
-    def applies(self, spec: models.JobSpec) -> bool:
-        """Whether the job is in one of its pools, or asks for one of its resources."""
+    def applies(self, spec: models.JobSpec, quantities: Mapping[str, str]) -> bool:
+        """Whether the job names one of its pools (as written), or asks for one of its
+        resources: by the job's name for it, or by the extended resource it becomes
+        (`quantities`, the pod's), so that every alias of an NPU gets its tolerations."""
         labels = {label.strip() for label in spec.pool_labels}
-        keys = {label.partition("=")[0] for label in labels}  # `pool-gpu` is also `pool-gpu=true`'s
-        asked = {name for name, amount in spec.resources.custom.items() if amount > 0}
+        asked = {name for name, amount in spec.resources.custom.items() if amount > 0} | set(quantities)
         if spec.resources.gpus > 0:
             asked.add("gpu")
-        pools = set(self.pools)
-        return bool(
-            labels & pools
-            or keys & {pool for pool in pools if "=" not in pool}
-            or asked & set(self.resources)
-        )
+        return bool(labels & set(self.pools) or asked & set(self.resources))
 
 
-def for_job(profiles: Sequence[PodProfile], spec: models.JobSpec) -> PodProfile:
-    """The profiles that apply to the job, added up into one (see the module's docstring)."""
-    applying = [profile for profile in profiles if profile.applies(spec)]
+def for_job(
+    profiles: Sequence[PodProfile], spec: models.JobSpec, quantities: Mapping[str, str]
+) -> PodProfile:
+    """The profiles that apply to the job (whose pod asks for `quantities`), added up into
+    one (see the module's docstring)."""
+    applying = [profile for profile in profiles if profile.applies(spec, quantities)]
     volumes: dict[str, ClaimVolume] = {}
     selector: dict[str, str] = {}
     for profile in applying:  # the first of a volume name, or of a label key, wins

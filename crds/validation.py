@@ -35,6 +35,9 @@ def check_spec(spec: models.JobSpec, *, rules: policy.JobPolicy, namespace: str 
             raise errors.SpecError(
                 ("tenant",), f"tenant {spec.tenant!r} has its jobs in namespace {own}, not {namespace}"
             )
+    elif namespace is not None and namespace.startswith(rules.namespace_prefix):
+        # Without it, the job would get the rules of no tenant (the shared root, any pool).
+        raise errors.SpecError(("tenant",), f"a job in tenant namespace {namespace} names its tenant")
     env = spec.runtime_env
     if env.image_uri:
         rules.images.check(env.image_uri)

@@ -39,7 +39,7 @@ WHEEL_RULE: Final = "{distribution}-{version}-{python tag}-{abi tag}-{platform t
 PACKAGES_PATH: Final = "/api/packages/gcs/"
 # Archives are mounted as a file, anything else as a directory (hostPath's type checks which).
 ARCHIVE_SUFFIXES: Final = (".zip", ".tar", ".tar.gz", ".tgz")
-_PACKAGE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_PACKAGE_NAME = re.compile(r"[A-Za-z0-9_.+!-]+")  # a wheel's name may hold + and !
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -110,13 +110,13 @@ def source_for(
     allowed = policy.schemes(tenant)
     if scheme not in allowed:
         raise errors.UnfetchableError(loc, f"cannot fetch {uri!r} on this deployment", allowed=allowed)
-    wheel = None
-    if loc != LOC and parts.path.endswith(WHEEL_SUFFIX):
-        wheel = (
-            posixpath.basename(urllib.parse.unquote(parts.path)) if scheme != "gcs" else uri[len("gcs://") :]
-        )
-        if not WHEEL_NAME.fullmatch(wheel):
-            raise errors.SpecError(loc, f"{uri!r} is not named as a wheel: {WHEEL_RULE}")
+    # An uploaded package's name is all after gcs:// (urlsplit reads it as the host).
+    file_name = (
+        uri[len("gcs://") :] if scheme == "gcs" else posixpath.basename(urllib.parse.unquote(parts.path))
+    )
+    wheel = file_name if loc != LOC and file_name.endswith(WHEEL_SUFFIX) else None
+    if wheel is not None and not WHEEL_NAME.fullmatch(wheel):
+        raise errors.SpecError(loc, f"{uri!r} is not named as a wheel: {WHEEL_RULE}")
     if scheme == "gcs":
         source = _package(uri, base_url=policy.package_base_url or "", loc=loc)
     elif scheme == "file":

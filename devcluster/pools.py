@@ -60,8 +60,20 @@ def load_pools(path: Path | None = None) -> list[Pool]:
 
 def pod_profiles(pools: list[Pool]) -> list[dict[str, Any]]:
     """The operator's JOBGATE_POD_PROFILES for these pools: each pool's profile, applying
-    to jobs that name one of the pool's labels unless it says otherwise."""
-    return [{"pools": sorted(pool.labels), **pool.profile} for pool in pools if pool.profile]
+    to jobs that name the pool by any of its labels (`pool-gpu`, `pool-gpu=true`,
+    `jobgate.io/pool=gpu`) unless it says otherwise."""
+    return [
+        {
+            "pools": [
+                *sorted(pool.labels),
+                *(f"{key}={value}" for key, value in sorted(pool.labels.items())),
+                f"{POOL_LABEL}={pool.name}",
+            ],
+            **pool.profile,
+        }
+        for pool in pools
+        if pool.profile
+    ]
 
 
 def node_manifest(pool: Pool, name: str, *, kubelet_port: int) -> dict[str, Any]:

@@ -74,7 +74,7 @@ def render_pod(
     Raises `SpecError` when the spec cannot run here."""
     checked = validation.check_spec(spec, rules=config, namespace=job.namespace)
     quantities, source = checked.quantities, checked.source
-    profile = profiles.for_job(config.pod_profiles, spec)
+    profile = profiles.for_job(config.pod_profiles, spec, quantities)
     image = spec.runtime_env.image_uri or profile.image or config.image
     env = dict(spec.runtime_env.env_vars)
     requirements = [

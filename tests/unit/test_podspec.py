@@ -242,7 +242,13 @@ def test_a_job_claiming_a_tenant_outside_its_namespace_is_refused() -> None:
         render(job=elsewhere)
     assert caught.value.field == "spec.tenant"
     assert "has its jobs in namespace jobgate-t-tenant-a, not jobgate-t-tenant-b" in str(caught.value)
-    assert render(job=elsewhere, tenant=None, runtimeEnv={})["metadata"]["namespace"] == "jobgate-t-tenant-b"
+    # Nor by leaving it out, which would give it the rules of no tenant (the shared root, any pool).
+    with pytest.raises(
+        errors.SpecError, match="a job in tenant namespace jobgate-t-tenant-b names its tenant"
+    ):
+        render(job=elsewhere, tenant=None, runtimeEnv={})
+    outside = jobs.JobRef(namespace="team-ml", name="app-1234", uid="u")  # no tenant's: the defaults
+    assert render(job=outside, tenant=None, runtimeEnv={})["metadata"]["namespace"] == "team-ml"
 
 
 def test_the_apis_check_refuses_exactly_what_rendering_refuses() -> None:
@@ -305,6 +311,16 @@ def test_py_modules_are_fetched_each_by_its_init_container_and_put_on_the_python
     assert {"name": "PYTHONPATH", "value": python_path} in env
     host_paths = [v for v in pod["spec"]["volumes"] if v.get("hostPath")]
     assert host_paths == [{"name": podspec.SOURCE_VOLUME, "hostPath": {"path": "/usr1", "type": "Directory"}}]
+
+
+def test_an_uploaded_wheel_is_kept_as_a_file_for_pip() -> None:
+    serving = config.Config(package_base_url="http://jobgate-api:8265")
+    wheel = "torch-2.0+cpu-cp311-none-any.whl"  # as Ray's client names an uploaded wheel: its own name
+    pod = render(configuration=serving, runtimeEnv={"py_modules": [f"gcs://{wheel}"]})
+    fetch, install = pod_init(pod)
+    assert fetch["command"][4] == podspec.WHEELS
+    assert fetch["command"][-2:] == ["--keep-file", wheel]
+    assert install["command"][-1] == f"{podspec.WHEELS}/{wheel}"
 
 
 def test_a_wheel_alone_gets_pip_and_the_pythonpath_of_its_install() -> None:
@@ -380,6 +396,18 @@ def test_a_job_in_the_gpu_pool_gets_it_and_its_own_image_wins() -> None:
     assert main_container(pod)["image"] == "mine:1"
 
 
+def test_a_profile_may_name_the_extended_resource_and_every_alias_of_it_gets_it() -> None:
+    aliased = config.Config(
+        custom_resources="NPU=huawei.com/Ascend910,ASCEND=huawei.com/Ascend910",
+        pod_profiles=[
+            {"resources": ["huawei.com/Ascend910"], "tolerations": [{"key": "npu", "operator": "Exists"}]}
+        ],
+    )
+    for name in ("NPU", "ASCEND"):
+        pod = render(configuration=aliased, runtimeEnv={}, resources={"custom": {name: 1}})
+        assert pod["spec"]["tolerations"] == [{"key": "npu", "operator": "Exists"}]
+
+
 def test_a_cpu_job_gets_no_profile() -> None:
     pod = render(configuration=PROFILED, runtimeEnv={}, poolLabels=["pool-cpu-a"])
     for key in ("tolerations", "nodeSelector", "priorityClassName", "runtimeClassName", "imagePullSecrets"):
@@ -410,6 +438,9 @@ def test_profiles_that_apply_together_add_up_the_first_winning_single_values() -
         ({"shmSize": "lots"}, "String should match pattern"),
         ({"tolerations": [{"key": "k", "effect": "Sometimes"}]}, "NoSchedule"),
         ({"hostPath": "/"}, "Extra inputs are not permitted"),
+        ({"volumes": [{"name": "v", "claimName": "c", "mountPath": "//jobgate"}]}, "where jobgate mounts"),
+        ({"tolerations": [{"key": "k", "operator": "Exists", "value": "v"}]}, "Exists has no value"),
+        ({"tolerations": [{"effect": "NoSchedule"}]}, "without a key has operator Exists"),
     ],
 )
 def test_a_profile_jobgate_cannot_apply_is_refused_naming_its_place(
