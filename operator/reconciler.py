@@ -169,7 +169,9 @@ class Reconciler:
             self._forget(ref)  # deleted (or a namesake stands in its place): nothing left to do
             return
         current = names.pod_name(job.ref.name, max(job.status.attempts, 1))
-        looked = {current} if trigger.look and not job.status.state.terminal else set()
+        # A finished job is looked at too (its TTL's alarm, a retry after an error): a pod
+        # whose delete failed after the final status was written is still to go.
+        looked = {current} if trigger.look else set()
         wanted = set(trigger.pods) | looked
         if not wanted:
             self._carry_out(job, lifecycle.NotLooked())
