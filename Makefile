@@ -22,8 +22,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+## The control plane's binaries (hack/cluster/build.sh) and the object store's, SeaweedFS
+## (hack/store/build.sh): built from pinned Go modules once, then cached in .cache/bin.
 binaries:
 	@bash hack/cluster/build.sh >/dev/null
+	@bash hack/store/build.sh >/dev/null
 
 ## The real node's binaries (hack/node/build.sh) and images (devcluster/nodeimages.py), cached;
 ## says why and does nothing on a machine that cannot run a real node.
@@ -42,13 +45,16 @@ stop:
 test: install binaries node
 	$(PY) -m pytest tests
 
-## Benchmarks on a fresh local cluster (bench/README.md): figures and chart in bench/results/.
+## Benchmarks on fresh local clusters (bench/README.md): figures and chart in bench/results/;
+## then a 1 GiB log and a 500 MB package through jobgate, its memory measured (bench/transfer.py).
 bench: install binaries
 	$(PY) -m jobgate.bench
+	$(PY) -m jobgate.bench.transfer
 
 ## The same with small numbers (CI: checks the figures are produced, not their values).
 bench-quick: install binaries
 	$(PY) -m jobgate.bench --quick
+	$(PY) -m jobgate.bench.transfer --quick
 
 ## Fault and load suite (bench/faults.py): SIGKILL each process with jobs in flight, then load;
 ## figures in bench/results/faults.json. Fails if a job was lost, doubled or orphaned.

@@ -22,6 +22,7 @@ from jobgate.api import crosssite, errors, index, limits, logscope, metrics, pac
 from jobgate.api.config import Settings
 from jobgate.api.routers import docs, ray, seed, system
 from jobgate.api.routers import packages as package_routes
+from jobgate.core import objectstore
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,19 @@ the epoch.
 def create_app(settings: Settings, *, kube: store.Store | None = None) -> fastapi.FastAPI:
     """The app; `kube` defaults to a store connected with in-cluster or $KUBECONFIG credentials."""
     kube = kube or store.Store.connect(job_index=index.JobIndex(), namespace_prefix=settings.namespace_prefix)
-    uploads = packages.Packages(settings.package_dir, limits=settings.working_dir.unpack_limits)
+    archive = objectstore.ObjectStore.connect(settings)
+    # With an object store, packages live there (every replica sees them) and the directory
+    # only holds uploads while they are checked; without one, the directory keeps them.
+    shelf: packages.DirectoryShelf | packages.StoreShelf = (
+        packages.DirectoryShelf(settings.package_dir)
+        if archive is None
+        else packages.StoreShelf(archive, spool=settings.package_dir)
+    )
+    uploads = packages.Packages(shelf, limits=settings.working_dir.unpack_limits)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: fastapi.FastAPI) -> AsyncIterator[None]:
-        uploads.open()
+        shelf.open()
         # The store blocks; requests call it through asyncio.to_thread, in this executor:
         # as many threads as apiserver connections (the default would be a few per CPU).
         asyncio.get_running_loop().set_default_executor(
@@ -67,7 +76,12 @@ def create_app(settings: Settings, *, kube: store.Store | None = None) -> fastap
         redoc_url=None,
     )
     app.state.settings = settings
-    jobs = service.Jobs(kube=kube, waiters=index.Waiters(kube.jobs), settings=settings)
+    jobs = service.Jobs(
+        kube=kube,
+        waiters=index.Waiters(kube.jobs),
+        settings=settings,
+        archive=archive,
+    )
     app.state.jobs = jobs
     app.state.packages = uploads
     app.state.metrics = metrics.Metrics(kube=kube)
@@ -98,7 +112,7 @@ async def _collect_packages(uploads: packages.Packages, jobs: service.Jobs, *, s
             removed = await asyncio.to_thread(
                 uploads.remove_unused, idle_since=idle_since, in_use=jobs.packages_in_use()
             )
-        except OSError:
+        except (OSError, objectstore.UnavailableError):
             log.exception("removing unused packages failed; trying again in %.0f s", period)
             continue
         if removed:

@@ -81,6 +81,8 @@ class Settings(policy.JobPolicy):
     submit_grace_ms: int = pydantic.Field(default=DEFAULT_SUBMIT_GRACE_MS, ge=0)
     job_ttl_seconds: int | None = pydantic.Field(default=None, ge=0)  # each Job's TTL; None = kept
     max_body_bytes: int = pydantic.Field(default=DEFAULT_MAX_BODY_BYTES, ge=1)
+    # Where uploaded packages are kept; with an object store (JOBGATE_S3_BUCKET) they are kept
+    # there, and this directory only holds an upload while it is checked.
     package_dir: Path = pydantic.Field(default_factory=lambda: _data_home() / "jobgate" / "packages")
     max_package_bytes: int = pydantic.Field(default=DEFAULT_MAX_PACKAGE_BYTES, ge=1)
     # A package no unfinished Job uses goes once nobody wanted it for this long (packages).

@@ -21,7 +21,7 @@ from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
 
 from jobgate.api import models
-from jobgate.core import client
+from jobgate.core import client, objectstore
 
 log = logging.getLogger(__name__)
 _SHOWN_INPUT = 80  # characters of a rejected value quoted back in a message
@@ -161,10 +161,16 @@ class LogsGoneError(ApiError):
 
     status = 410
 
-    def __init__(self, submission_id: str, pod: str) -> None:
+    def __init__(self, submission_id: str, pod: str, *, archived: bool) -> None:
+        why = (
+            "and its log is not in the log archive: the operator copies a log as its pod ends (or once "
+            "the object store is back), and a pod that went before that took its log with it"
+            if archived
+            else "and this deployment keeps no copy of pod logs (it has no object store: JOBGATE_S3_BUCKET)"
+        )
         super().__init__(
             f"the logs of job {submission_id} are gone: its pod {pod} no longer exists "
-            "(deleted, or removed after the job finished); jobgate keeps no copy of pod logs"
+            f"(deleted, or removed after the job finished), {why}"
         )
 
 
@@ -267,6 +273,10 @@ def install(app: fastapi.FastAPI) -> None:
         failure = UnavailableError(str(error)) if unreachable else RefusedByKubernetesError(str(error))
         return await api_error(connection, failure)
 
+    async def store_error(connection: HTTPConnection, error: Exception) -> responses.Response | None:
+        failure = UnavailableError(f"{error}; try again shortly")
+        return await api_error(connection, failure)
+
     async def invalid_request(request: fastapi.Request, error: Exception) -> responses.Response:
         assert isinstance(error, exceptions.RequestValidationError)
         found = error.errors()
@@ -295,6 +305,7 @@ def install(app: fastapi.FastAPI) -> None:
     app.add_exception_handler(ApiError, cast(Any, api_error))
     app.add_exception_handler(client.RefusedError, cast(Any, kubernetes_error))
     app.add_exception_handler(client.UnreachableError, cast(Any, kubernetes_error))
+    app.add_exception_handler(objectstore.UnavailableError, cast(Any, store_error))
     app.add_exception_handler(exceptions.RequestValidationError, invalid_request)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)

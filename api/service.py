@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Collection, Iterator, Sequence
 from typing import Final
 
 from jobgate.api import errors, index, models, packages, store, translate, views
 from jobgate.api.config import Settings, SubmitWait, pod_security_for
-from jobgate.core import jobs, logs, pods
+from jobgate.core import jobs, logs, objectstore, pods
 from jobgate.crds import models as crd
 from jobgate.crds import names
+
+log = logging.getLogger(__name__)
 
 # A submit fails (500) when the operator ended its job for one of these reasons before it
 # ever ran: the job was not "created" in the seed's sense.
@@ -31,8 +34,16 @@ _TAIL_CHECK: Final = 0.5  # how often a quiet log stream looks whether its job e
 
 
 class Jobs:
-    def __init__(self, *, kube: store.Store, waiters: index.Waiters, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        kube: store.Store,
+        waiters: index.Waiters,
+        settings: Settings,
+        archive: objectstore.ObjectStore | None = None,
+    ) -> None:
         self._kube = kube
+        self._archive = archive  # where the operator archives ended pods' logs (None: nowhere)
         self._index = kube.jobs
         self._waiters = waiters
         self._settings = settings
@@ -148,6 +159,13 @@ class Jobs:
         if not entry.state.terminal:
             return False
         await asyncio.to_thread(self._kube.delete_job, entry)
+        if self._archive is not None:
+            folder = names.log_folder(entry.key.namespace, entry.key.name, entry.job.ref.uid)
+            try:
+                await asyncio.to_thread(self._archive.delete_under, folder)
+            except objectstore.UnavailableError as e:
+                # The Job is gone: the operator's sweep deletes what it left in the archive.
+                log.warning("the archived logs of %s stay until the next sweep: %s", submission_id, e)
         return True
 
     def packages_in_use(self) -> set[tuple[str, str]]:
@@ -175,7 +193,7 @@ class Jobs:
 
     async def logs(self, tenant: str, submission_id: str, *, dialect: models.Dialect) -> str:
         """The log of the job's (latest) pod so far, after the dialect's own lines: "" before
-        it has a pod; `LogsGoneError` after the pod was removed."""
+        it has a pod; from the archive once the pod is gone (`LogsGoneError`: not there)."""
         entry = self.get(tenant, submission_id)
         pod = _pod_of(entry)
         if pod is None:
@@ -187,8 +205,29 @@ class Jobs:
             )
         except pods.LogNotReadyError:
             return header
-        except pods.PodGoneError as e:
-            raise errors.LogsGoneError(submission_id, pod) from e
+        except pods.PodGoneError:
+            return header + await self._archived_log(entry, pod)
+
+    async def _archived_log(self, entry: index.Entry, pod: str) -> str:
+        """The archived log of the job's latest attempt (as much as a pod's read gives).
+        `LogsGoneError` if there is none; `UnavailableError` if the archive cannot be read."""
+        submission_id = entry.job.submission_id
+        if self._archive is None:
+            raise errors.LogsGoneError(submission_id, pod, archived=False)
+        ref = entry.job.ref
+        key = names.log_key(ref.namespace, ref.name, ref.uid, max(entry.job.status.attempts, 1))
+        try:
+            data = await asyncio.to_thread(
+                self._archive.read, key, limit_bytes=self._settings.log_limit_bytes
+            )
+        except objectstore.MissingError as e:
+            raise errors.LogsGoneError(submission_id, pod, archived=True) from e
+        except objectstore.UnavailableError as e:
+            raise errors.UnavailableError(
+                f"the logs of job {submission_id} are in the log archive, which cannot be read now: "
+                "try again shortly"
+            ) from e
+        return data.decode(errors="replace")
 
     def tail_slot(self, tenant: str) -> contextlib.AbstractContextManager[None]:
         """Held while a log tail is followed (`TooManyTailsError` past the caps)."""
@@ -225,7 +264,14 @@ class Jobs:
     async def _follow_pod(self, key: index.Key, pod: str) -> AsyncIterator[str]:
         try:
             stream = await asyncio.to_thread(self._kube.follow_log, key.namespace, pod)
-        except (pods.PodGoneError, pods.LogNotReadyError):
+        except pods.LogNotReadyError:
+            return
+        except pods.PodGoneError:
+            # Over before the tail began: its log, from the archive, if it is there already.
+            entry = self._index.get(key)
+            if entry is not None:
+                with contextlib.suppress(errors.LogsGoneError, errors.UnavailableError):
+                    yield await self._archived_log(entry, pod)
             return
         loop = asyncio.get_running_loop()
         chunks: asyncio.Queue[str | None] = asyncio.Queue()

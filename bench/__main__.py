@@ -52,7 +52,6 @@ from jobgate.devcluster import LocalCluster
 from jobgate.operator import config as operator_config
 from jobgate.operator import podspec
 
-RESULTS: Final = stack.REPO_ROOT / "bench" / "results"
 CLIENT_QPS: Final = 2000.0  # scheduler and controller-manager (burst twice that)
 WORKERS: Final = 32  # the operator's apiserver threads, and the Job controller's syncs
 CLIENTS: Final = 50  # concurrent submitters in the throughput runs
@@ -588,8 +587,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     size = QUICK if args.quick else FULL
     if args.jobs:
         size = dataclasses.replace(size, jobs=args.jobs)
-    out = RESULTS / "quick" if args.quick else RESULTS
-    out.mkdir(parents=True, exist_ok=True)
+    out = measure.results_dir(quick=args.quick)
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="jobgate-bench-") as state:
         cluster = LocalCluster(
@@ -615,9 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (out / "bench.json").write_text(json.dumps(figures, indent=2) + "\n")
     _chart(figures, out / "bench.png")
     print(f"\nwrote {out / 'bench.json'} and {out / 'bench.png'} in {figures['run_seconds']:.0f} s")
-    for name, verdict in figures["targets"].items():
-        met = "met" if verdict["met"] else "NOT met"
-        print(f"  {name}: {verdict['measured']} (target {verdict['target']}) {met}")
+    measure.print_verdicts(figures["targets"])
     return 0
 
 

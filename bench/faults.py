@@ -6,8 +6,9 @@ Every process is killed with jobs in flight, then the API is put under load.
     python -m jobgate.bench.faults --quick   # make faults-quick (CI): small numbers, a few minutes
 
 One fresh local control plane (real etcd, kube-apiserver, scheduler, controller-manager,
-kwok), jobgate's operator and two APIs (one answering once a Job is stored, one once its pod
-is scheduled) as processes. For each fault, in a tenant of its own:
+kwok), the object store (SeaweedFS: the operator archives every ended pod's log there),
+jobgate's operator and two APIs (one answering once a Job is stored, one once its pod is
+scheduled) as processes. For each fault, in a tenant of its own:
 
 1. JOBS jobs are submitted from CLIENTS threads, of mixed behaviour (`KINDS`): succeed,
    exit 3, ask for a pool no node has (they fail at their scheduling timeout), or run long
@@ -22,7 +23,8 @@ is scheduled) as processes. For each fault, in a tenant of its own:
    and each job checked: its status is the one its behaviour implies; it has one pod per
    attempt and one attempt; no pod lacks its Job; no pod of an ended job still runs; a
    submission the API refused (400) left no Job; a retried submit got its job or the
-   duplicate error, never two jobs.
+   duplicate error, never two jobs. After the store's own fault, every job whose container
+   ran must have its log archived once the store is back (`Fault.logs_kept`).
 
 Then the load: LOAD_CLIENTS clients submit and poll for LOAD_SECONDS; every answer must be
 a 200 (or a documented rejection), and the API's memory must stay under the limit that
@@ -35,7 +37,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import datetime
 import enum
 import functools
 import json
@@ -54,11 +55,10 @@ from kubernetes import config as kube_config
 from kubernetes.utils import parse_quantity
 
 from jobgate.bench import measure, stack
-from jobgate.crds import models, names
-from jobgate.devcluster import LocalCluster
+from jobgate.crds import models, names, policy
+from jobgate.devcluster import LocalCluster, objectstore
 from jobgate.devcluster.cluster import APISERVER, ETCD, KWOK, SCHEDULER
 
-RESULTS: Final = stack.REPO_ROOT / "bench" / "results"
 API_MANIFEST: Final = stack.REPO_ROOT / "deploy" / "manager" / "api.yaml"
 APIS: Final = ("stored", "scheduled")
 NO_POOL: Final = "pool-nobody-has"  # a node label key that no node carries
@@ -67,6 +67,9 @@ EXTRA_NODES: Final = {"cpu-a": 20}  # 26 nodes: room for every job of a fault at
 RETRY_BOUND: Final = 300.0  # seconds a client keeps retrying one call
 RETRY_PAUSE: Final = 0.5
 ENDING_BOUND: Final = 300.0  # seconds for every job of a fault to end once it is over
+# Seconds for every log to be archived once the jobs ended: a stopped job's log is followed
+# for a minute on kwok (whose followed logs never end), and a retry waits up to a minute.
+ARCHIVE_BOUND: Final = 240.0
 # A 200, a refusal (400), the documented scheduling failure (500) and 404 are answers;
 # anything else (no connection, 502/503 while Kubernetes is down) is retried.
 ANSWERS: Final = frozenset({200, 400, 404, 500})
@@ -113,6 +116,9 @@ class Fault:
     # a 500 while etcd was down (only refused connections, 429, 503 and 504 are retried:
     # shouldRetry in kwok v0.7 and v0.8), so that pod would stay "starting" for ever.
     resynced: tuple[str, ...] = ()
+    # Every log must be archived once the fault is over (the store's own fault). Elsewhere a
+    # log may be lost, as documented, when its pod goes while the operator cannot read it.
+    logs_kept: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +145,7 @@ def faults(size: Size) -> list[Fault]:
         Fault("kube-apiserver", (APISERVER,), down=5),
         Fault("etcd", (ETCD,), down=5, resynced=(KWOK,)),
         Fault("kube-scheduler", (SCHEDULER,), down=size.scheduler_down),
+        Fault("objectstore", (objectstore.NAME,), down=5, logs_kept=True),
     ]
 
 
@@ -259,6 +266,9 @@ class FaultRun:
         for name in self.fault.processes:
             if name.startswith("jobgate-"):
                 jobgate.restart(name)  # waits for its own probe
+            elif name == self.suite.store.name:
+                self.suite.cluster.restart(name, wait=False)
+                objectstore.await_writable(self.suite.cluster, self.suite.store)
             else:
                 self.suite.cluster.restart(name)  # waits until the component is healthy
         back = time.monotonic() - restarted_at
@@ -272,6 +282,8 @@ class FaultRun:
             measure.wait(f"{self.tenant}'s jobs to end", self._all_ended, bound=ENDING_BOUND)
         stopping.join(timeout=60)
         checked = self._check()
+        if self.fault.logs_kept:
+            checked |= self._check_logs()
         figures = {
             "jobs": len(self.submissions),
             "jobs_in_flight_at_fault": in_flight,
@@ -416,6 +428,34 @@ class FaultRun:
             "problems": problems[:20],
         }
 
+    def _check_logs(self) -> dict[str, Any]:
+        """Wait until each job whose container ran has its log archived; what is missing."""
+        namespace = self.suite.namespace_of(self.tenant)
+        jobs = {job["metadata"]["name"]: job for job in self.suite.jobs(namespace)}
+        wanted = {
+            names.log_key(namespace, name, job["metadata"]["uid"], 1)
+            for submission in self.submissions
+            if submission.kind is not Kind.UNSCHEDULABLE
+            and (job := jobs.get(name := f"app-{submission.submission_id}")) is not None
+        }
+        s3 = self.suite.store.client()
+
+        def missing() -> set[str]:
+            pages = s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.suite.store.bucket, Prefix=f"{policy.DEFAULT_S3_PREFIX}{names.LOGS}{namespace}/"
+            )
+            stored = {
+                item["Key"].removeprefix(policy.DEFAULT_S3_PREFIX)
+                for page in pages
+                for item in page.get("Contents", ())
+            }
+            return wanted - stored
+
+        with contextlib.suppress(TimeoutError):  # what is missing then is reported
+            measure.wait(f"{self.tenant}'s logs to be archived", lambda: not missing(), bound=ARCHIVE_BOUND)
+        absent = sorted(missing())
+        return {"logs_expected": len(wanted), "logs_missing": len(absent), "logs_not_archived": absent[:10]}
+
 
 def _metadata(kind: Kind) -> dict[str, str]:
     """The kwok stages' per-pod behaviour (devcluster/stages.yaml): long enough to be in flight."""
@@ -544,10 +584,12 @@ class Suite:
     def __init__(self, cluster: LocalCluster, size: Size) -> None:
         self.cluster = cluster
         self.size = size
-        common = {"JOBGATE_SCHEDULING_TIMEOUT_MS": str(size.scheduling_timeout_ms)}
+        self.store = objectstore.start(cluster)
+        archive = self.store.env()
+        common = {"JOBGATE_SCHEDULING_TIMEOUT_MS": str(size.scheduling_timeout_ms), **archive}
         self.jobgate = stack.Stack(
             cluster,
-            operator_env={},
+            operator_env=archive,
             apis={api: {**common, "JOBGATE_SUBMIT_WAIT": api} for api in APIS},
         )
         # The config loaders are not annotated.
@@ -599,13 +641,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     size = QUICK if args.quick else FULL
-    out = RESULTS / "quick" if args.quick else RESULTS
-    out.mkdir(parents=True, exist_ok=True)
+    out = measure.results_dir(quick=args.quick)
     began = time.monotonic()
-    figures: dict[str, Any] = {
-        "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "size": dataclasses.asdict(size),
-    }
+    figures = measure.first_figures(size)
     chosen = [fault for fault in faults(size) if not args.only or fault.name in args.only]
     with (
         contextlib.nullcontext(str(args.state_dir))
@@ -627,14 +665,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _table(figures: Mapping[str, Any]) -> str:
     rows = [
-        "| fault | jobs in flight | recovery (s) | lost | duplicated | orphaned | wrong status |",
-        "|---|---|---|---|---|---|---|",
+        "| fault | jobs in flight | recovery (s) | lost | duplicated | orphaned | wrong status "
+        "| logs not archived |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, f in figures["faults"].items():
+        logs = f"{f['logs_missing']} of {f['logs_expected']}" if "logs_missing" in f else "-"
         rows.append(
             f"| SIGKILL {name} ({f['down_seconds']:.0f} s down) | {f['jobs_in_flight_at_fault']} | "
             f"{f['recovery_seconds']} | {f['lost']} | {f['duplicated']} | {f['orphaned']} | "
-            f"{f['wrong_status']} |"
+            f"{f['wrong_status']} | {logs} |"
         )
     return "\n".join(rows)
 
@@ -642,6 +682,7 @@ def _table(figures: Mapping[str, Any]) -> str:
 def _passed(figures: Mapping[str, Any]) -> bool:
     verdicts = [
         f["lost"] == f["duplicated"] == f["orphaned"] == f["wrong_status"] == f["refused_left_behind"] == 0
+        and f.get("logs_missing", 0) == 0
         for f in figures["faults"].values()
     ]
     if "load" in figures:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
+import datetime
 import os
 import statistics
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
+RESULTS: Final = Path(__file__).resolve().parents[1] / "bench" / "results"
 POLL: Final = 0.5  # seconds between checks of a condition
 BOUND: Final = 1800.0  # seconds: only stops a hung phase
 
@@ -67,3 +71,58 @@ def rss_mb(pid: int) -> float:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+class PeakRss:
+    """The most memory a process holds while the block runs, sampled every `period` seconds:
+
+    with PeakRss(pid) as peak:
+        work()
+    peak.growth_mb  # the highest RSS seen, less the RSS at the start
+    """
+
+    def __init__(self, pid: int, *, period: float = 0.05) -> None:
+        self._pid = pid
+        self._period = period
+        self._done = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self.start_mb = self.peak_mb = 0.0
+
+    def __enter__(self) -> PeakRss:
+        self.start_mb = self.peak_mb = rss_mb(self._pid)
+        self._sampler.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._sampler.join()
+
+    @property
+    def growth_mb(self) -> float:
+        return round(self.peak_mb - self.start_mb, 1)
+
+    def _sample(self) -> None:
+        while not self._done.wait(self._period):
+            self.peak_mb = max(self.peak_mb, rss_mb(self._pid))
+
+
+def results_dir(*, quick: bool) -> Path:
+    """Where a run writes its figures: bench/results/, or bench/results/quick/ (not kept in git)."""
+    out = RESULTS / "quick" if quick else RESULTS
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def first_figures(size: object) -> dict[str, Any]:
+    """A run's figures as it begins: when, and at what size (a dataclass)."""
+    return {
+        "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "size": dataclasses.asdict(size),  # type: ignore[call-overload]
+    }
+
+
+def print_verdicts(verdicts: Mapping[str, Mapping[str, Any]], *, unit: str = "") -> None:
+    """One line per target: measured, target, met."""
+    for name, verdict in verdicts.items():
+        met = "met" if verdict["met"] else "NOT met"
+        print(f"  {name}: {verdict['measured']}{unit} (target {verdict['target']}{unit}) {met}")

@@ -115,6 +115,11 @@ class Jobs:
         for page in self._client.pages(self.collection(namespace), query=query):
             yield from map(parse, page.get("items") or ())
 
+    def uids(self, *, namespace: str | None = None) -> set[str]:
+        """The uids of the Jobs of one namespace (or all), from their metadata alone."""
+        pages = self._client.pages(self.collection(namespace), metadata_only=True)
+        return {item["metadata"]["uid"] for page in pages for item in page.get("items") or ()}
+
     def create(self, manifest: Mapping[str, Any]) -> Job:
         """`AlreadyExistsError` if the name is taken; other refusals as `RefusedError`."""
         try:

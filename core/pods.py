@@ -13,6 +13,7 @@ from jobgate.core import client as clients
 from jobgate.core import events
 from jobgate.crds import models
 
+_ALL_PODS: Final = "/api/v1/pods"
 _PODS: Final = "/api/v1/namespaces/{namespace}/pods"
 _POD: Final = _PODS + "/{name}"
 _LOG: Final = _POD + "/log"
@@ -86,6 +87,14 @@ class Pods:
         pod = self._client.get_or_none(clients.path(_POD, namespace=namespace, name=name))
         return pod if pod is not None and owned_by(pod, owner_uid) else None
 
+    def ended(self, *, namespace: str | None = None) -> Iterator[Pod]:
+        """The metadata of jobgate's pods that ended (Succeeded, Failed), in one namespace or all."""
+        path = clients.path(_PODS, namespace=namespace) if namespace else _ALL_PODS
+        for phase in ("Succeeded", "Failed"):
+            query = {"labelSelector": models.LABEL_JOB_NAME, "fieldSelector": f"status.phase={phase}"}
+            for page in self._client.pages(path, query=query, metadata_only=True):
+                yield from page.get("items") or ()
+
     def node_exists(self, name: str) -> bool:
         """Whether the node is there: a pod that vanished from a deleted one was collected."""
         return self._client.get_or_none(clients.path(_NODE, name=name)) is not None
@@ -126,8 +135,21 @@ class Pods:
 
     def follow_log(self, namespace: str, name: str, *, container: str) -> LogStream:
         """The container's log from the start, following it until the container ends."""
-        query = {"container": container, "follow": "true"}
-        return LogStream(self._log(namespace, name, query, timeout=(clients.TIMEOUT, None)))
+        return self.open_log(namespace, name, container=container, follow=True)
+
+    def open_log(
+        self, namespace: str, name: str, *, container: str, follow: bool, limit_bytes: int | None = None
+    ) -> LogStream:
+        """The container's log from the start, as a stream: to its end so far, or (`follow`)
+        until the container ends; at most `limit_bytes` when given."""
+        query = {"container": container}
+        if follow:
+            query["follow"] = "true"
+        if limit_bytes is not None:
+            query["limitBytes"] = str(limit_bytes)
+        # Following, a quiet container may send nothing for long: no read timeout then.
+        timeout = (clients.TIMEOUT, None if follow else clients.TIMEOUT)
+        return LogStream(self._log(namespace, name, query, timeout=timeout))
 
     def _log(
         self, namespace: str, name: str, query: dict[str, str], *, timeout: clients.Timeout
@@ -152,11 +174,16 @@ class LogStream:
     def __iter__(self) -> Iterator[str]:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         try:
-            for chunk in self._response.stream(4096, decode_content=True):
+            for chunk in self.chunks(4096):
                 if text := decoder.decode(chunk):
                     yield text
         except (urllib3.exceptions.HTTPError, OSError, ValueError):
             return  # closed under us (by `close`), or the apiserver went away: the end either way
+
+    def chunks(self, size: int) -> Iterator[bytes]:
+        """The log's bytes as they come, in chunks of at most `size`; a broken connection
+        raises (urllib3's `HTTPError`, `OSError`), so that a copy never passes for whole."""
+        yield from self._response.stream(size, decode_content=True)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -373,6 +373,13 @@ class JobStatus(_CamelModel):
     end_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
     exit_code: int | None = None
     pod_name: str | None = None
+    log_ref: str | None = Field(
+        default=None,
+        description=(
+            "Where the logs of the job's pods are archived as each ends (an s3:// folder, one "
+            "<attempt>.log per attempt); unset when the deployment has no object store."
+        ),
+    )
     node_name: str | None = None
     host_ip: str | None = None
     attempts: int = Field(

@@ -85,3 +85,25 @@ def pod_name(job_name: str, attempt: int) -> str:
 def label_value(text: str) -> str:
     """`text` when it is a valid label value, else a readable prefix plus a hash of it."""
     return bounded(text, limit=MAX_LABEL, fits=_LABEL_VALUE, readable=_NOT_LABEL_VALUE.sub("-", text))
+
+
+# -- the object store's keys (under the deployment's JOBGATE_S3_PREFIX) ---------------------
+
+LOGS: Final = "logs/"  # every archived log's key starts so
+
+
+def log_folder(namespace: str, job: str, uid: str) -> str:
+    """Where a Job's archived logs are: `logs/<namespace>/<job>/<uid>/`, one object per
+    attempt. The uid keeps a namesake (the Job deleted and created again) apart."""
+    return f"{LOGS}{namespace}/{job}/{uid}/"
+
+
+def log_key(namespace: str, job: str, uid: str, attempt: int) -> str:
+    """An attempt's archived log: `<folder>/<attempt>.log`."""
+    return f"{log_folder(namespace, job, uid)}{attempt}.log"
+
+
+def log_owner_uid(key: str) -> str | None:
+    """The uid of the Job whose archived log `key` is (None: not such a key)."""
+    parts = key.removeprefix(LOGS).split("/") if key.startswith(LOGS) else []
+    return parts[2] if len(parts) == 4 and all(parts) else None

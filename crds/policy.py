@@ -22,6 +22,8 @@ DEFAULT_IMAGE: Final = "python:3.11-slim"
 DEFAULT_START_TIMEOUT_SECONDS: Final = 120
 DEFAULT_RETRY_BACKOFF_SECONDS: Final = 10
 PREFIX: Final = "JOBGATE_"
+DEFAULT_S3_PREFIX: Final = "jobgate/"
+DEFAULT_LOG_ARCHIVE_MAX_BYTES: Final = 1 << 30
 
 S = TypeVar("S", bound=pydantic_settings.BaseSettings)
 
@@ -113,6 +115,17 @@ class JobPolicy(pydantic_settings.BaseSettings):
     pod_profiles: tuple[profiles.PodProfile, ...] = ()
     max_unpacked_bytes: int = pydantic.Field(default=fetch_working_dir.DEFAULT_MAX_BYTES, ge=1)
     max_unpacked_entries: int = pydantic.Field(default=fetch_working_dir.DEFAULT_MAX_ENTRIES, ge=1)
+    # The object store (`core.objectstore`: any S3-compatible service) where the operator
+    # archives each ended pod's log and the API reads it once the pod is gone. Both
+    # processes need it; without a bucket there is none, and a log lives as long as its pod.
+    # Credentials are not settings: boto3's own chain finds them (AWS_ACCESS_KEY_ID and
+    # AWS_SECRET_ACCESS_KEY from a Secret, or the pod's web identity).
+    s3_bucket: str | None = pydantic.Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    s3_endpoint: str | None = None  # e.g. http://seaweedfs.storage:8333; AWS's own when unset
+    s3_region: str | None = None  # boto3's (AWS_REGION, else us-east-1) when unset
+    s3_prefix: str = pydantic.Field(default=DEFAULT_S3_PREFIX, pattern=r"^([^/].*/)?$")  # of every key
+    # An archived log is cut after this many bytes (the cut is marked in it).
+    log_archive_max_bytes: int = pydantic.Field(default=DEFAULT_LOG_ARCHIVE_MAX_BYTES, ge=1024)
 
     _resources: resource_rules.ResourcePolicy = pydantic.PrivateAttr()
     _working_dir: workdir.WorkingDirPolicy = pydantic.PrivateAttr()
@@ -157,7 +170,7 @@ class JobPolicy(pydantic_settings.BaseSettings):
     def _memory(cls, value: int) -> int:
         return resource_rules.memory(value)
 
-    @pydantic.field_validator("package_base_url", "pip_index_url")
+    @pydantic.field_validator("package_base_url", "pip_index_url", "s3_endpoint")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         return url(value)
@@ -215,6 +228,12 @@ class JobPolicy(pydantic_settings.BaseSettings):
     @property
     def working_dir(self) -> workdir.WorkingDirPolicy:
         return self._working_dir
+
+    def log_ref(self, namespace: str, job: str, uid: str) -> str | None:
+        """Where that Job's logs are archived (`status.logRef`): an s3:// URL of its folder."""
+        if self.s3_bucket is None:
+            return None
+        return f"s3://{self.s3_bucket}/{self.s3_prefix}{names.log_folder(namespace, job, uid)}"
 
 
 def url(value: str | None) -> str | None:

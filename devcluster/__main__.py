@@ -18,7 +18,7 @@ from types import FrameType
 
 import yaml
 
-from . import pools, realnode
+from . import objectstore, pools, realnode
 from .cluster import REPO_ROOT, ClusterError, LocalCluster
 from .kubeapi import ApiError
 from .procs import start_ticks
@@ -91,6 +91,12 @@ def _start_jobgate(cluster: LocalCluster) -> None:
         "PYTHONSAFEPATH": "1",
     }
     _install_crds(cluster)
+    store = objectstore.start(cluster)
+    env |= {name: value for name, value in store.env().items() if not os.environ.get(name)}
+    print(
+        f"object store (SeaweedFS, S3) on {store.endpoint}, bucket {store.bucket}, credentials in "
+        f"{cluster.state_dir / objectstore.NAME / 's3.json'} (log {cluster.log_path(store.name)})"
+    )
     if cluster.real_node is not None:
         port = urllib.parse.urlsplit(API_HEALTHZ).port or 80
         cluster.spawn("jobgate-api-relay", realnode.relay_argv(port))

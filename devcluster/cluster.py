@@ -80,7 +80,7 @@ def _ephemeral_low() -> int:
         return 32768
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     """Distinct ports free on 127.0.0.1, below the kernel's ephemeral range.
 
     Below it, because a component restarted after a crash must get its port back: an
@@ -119,7 +119,7 @@ class Ports:
 
     @classmethod
     def pick(cls) -> Ports:
-        return cls(*_free_ports(6))
+        return cls(*free_ports(6))
 
 
 def _kubeconfig(*, server: str, ca_file: Path, user: str, token: str) -> str:

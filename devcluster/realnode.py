@@ -466,9 +466,9 @@ def _own_oom_score_adj() -> int:
 
 
 def _free_port() -> int:
-    from .cluster import _free_ports  # cluster.py imports this module
+    from .cluster import free_ports  # cluster.py imports this module
 
-    return _free_ports(1)[0]
+    return free_ports(1)[0]
 
 
 class RealNode:

@@ -11,9 +11,9 @@ import sys
 
 import kopf
 
-from jobgate.core import client, events, jobs, logs, pods
+from jobgate.core import client, events, jobs, logs, objectstore, pods
 from jobgate.crds import policy
-from jobgate.operator import alarms, config, handlers, leadership, metrics, queueing, reconciler
+from jobgate.operator import alarms, archiver, config, handlers, leadership, metrics, queueing, reconciler
 
 COMPONENT = "jobgate-operator"  # the events' source, as `kubectl describe` shows it
 
@@ -32,14 +32,24 @@ def main() -> None:
     elector = leadership.lead(settings)
     wakeups: alarms.Alarms[reconciler.Key] = alarms.Alarms()
     queue: queueing.WorkQueue[reconciler.Key] = queueing.WorkQueue()
-    kube = client.Client.connect(connections=settings.workers)  # one connection per worker thread
+    # One connection per thread: the reconciler's workers, and the log archive's workers,
+    # followed logs and sweep.
+    archiving = settings.log_archive_workers + archiver.MAX_FOLLOWS + 1
+    kube = client.Client.connect(connections=settings.workers + archiving)
+    job_api, pod_api = jobs.Jobs(kube), pods.Pods(kube)
+    store = objectstore.ObjectStore.connect(settings, connections=settings.log_archive_workers + 1)
+    archive = None
+    if store is not None:
+        archive = archiver.Archiver(store=store, job_api=job_api, pod_api=pod_api, config=settings)
+        archive.start()
     reconciling = reconciler.Reconciler(
-        job_api=jobs.Jobs(kube),
-        pod_api=pods.Pods(kube),
+        job_api=job_api,
+        pod_api=pod_api,
         recorder=events.Recorder(kube, component=COMPONENT, instance=socket.gethostname()),
         config=settings,
         alarms=wakeups,
         queue=queue,
+        archiver=archive,
     )
     metrics.QUEUE_DEPTH.set_function(lambda: len(queue))
     try:

@@ -6,6 +6,7 @@ here); a bad value stops the operator with a message naming the variable.
 
 from __future__ import annotations
 
+import pathlib
 from typing import Annotated, Any, Final
 
 import pydantic
@@ -17,6 +18,8 @@ from jobgate.crds import policy
 DEFAULT_WORKERS: Final = 16
 DEFAULT_RESYNC_SECONDS: Final = 60
 DEFAULT_LEASE_SECONDS: Final = 15  # client-go's default leader-election lease duration
+DEFAULT_ARCHIVE_WORKERS: Final = 4
+DEFAULT_ARCHIVE_SWEEP_SECONDS: Final = 600
 
 
 class Config(policy.JobPolicy):
@@ -46,6 +49,12 @@ class Config(policy.JobPolicy):
         default=None, ge=1, le=65535, validation_alias="JOBGATE_OPERATOR_METRICS_PORT"
     )
     log_format: logs.FormatSetting = logs.Format.TEXT
+    # The log archive (see archiver), with JOBGATE_S3_BUCKET set: threads copying logs, how
+    # often the archive is swept (what is missing archived, a deleted Job's archive removed),
+    # and where logs wait on local disk for the store (each at most log_archive_max_bytes).
+    log_archive_workers: int = pydantic.Field(default=DEFAULT_ARCHIVE_WORKERS, ge=1)
+    log_archive_sweep_seconds: int = pydantic.Field(default=DEFAULT_ARCHIVE_SWEEP_SECONDS, ge=1)
+    log_spool_dir: pathlib.Path | None = None  # the system's temporary directory when unset
 
     @pydantic.field_validator("namespaces", mode="before")
     @classmethod

@@ -122,6 +122,7 @@ class PodToDelete:
     since it was seen (resource_version), e.g. one that finished meanwhile."""
 
     name: str
+    attempt: int
     uid: str | None = None
     resource_version: str | None = None
 
@@ -256,6 +257,10 @@ class _Progress:
         self._scheduled(False, Reason.PENDING, "waiting for the scheduler", restart=restart, since=since)
         new.pod_name = pod_name
         new.start_time = new.start_time or statuses.timestamp(since)
+        # Written with the first attempt's status, where its logs will be once archived.
+        new.log_ref = new.log_ref or self.config.log_ref(
+            self.job.ref.namespace, self.job.ref.name, self.job.ref.uid
+        )
         if pod_name:
             new.message = f"pod {pod_name} is waiting to be scheduled"
 
@@ -481,7 +486,8 @@ class _Progress:
             return None
         # Not looked at: the first attempt's pod exists before the status says so (see
         # `_only_waiting`); deleting one that does not exist is a no-op.
-        return PodToDelete(name=names.pod_name(self.job.ref.name, max(self.new.attempts, 1)))
+        attempt = max(self.new.attempts, 1)
+        return PodToDelete(name=names.pod_name(self.job.ref.name, attempt), attempt=attempt)
 
     # -- deadlines --------------------------------------------------------------------------
 
@@ -631,7 +637,12 @@ def _if_alive(seen: PodSeen) -> PodToDelete | None:
     pod = seen.pod
     if pods.finished(pod) or pods.terminating(pod):
         return None
-    return PodToDelete(name=pods.name(pod), uid=pods.uid(pod), resource_version=pods.resource_version(pod))
+    return PodToDelete(
+        name=pods.name(pod),
+        attempt=pods.attempt(pod),
+        uid=pods.uid(pod),
+        resource_version=pods.resource_version(pod),
+    )
 
 
 def _act(

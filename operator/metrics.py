@@ -6,6 +6,9 @@
     jobgate_operator_pods_created_total              pods created (an adopted existing pod is not counted)
     jobgate_operator_queue_depth                     jobs waiting for a worker
     jobgate_operator_leader                          1 on the replica that does the work, 0 on a standby
+    jobgate_operator_log_archive_backlog             pods' logs (and Jobs' archives to delete) waiting
+                                                     for the object store
+    jobgate_operator_log_archives_total{result}      logs archived, or lost (the pod went first)
 
 Jobs by status are counted as transitions, not as a gauge: the operator streams only
 unfinished Jobs and holds no index of them, so a gauge would be a guess. The current number
@@ -41,7 +44,18 @@ QUEUE_DEPTH = prometheus_client.Gauge("jobgate_operator_queue_depth", "Jobs wait
 LEADER = prometheus_client.Gauge(
     "jobgate_operator_leader", "1 while this replica does the work (holds the lease, or runs alone)."
 )
+LOG_ARCHIVE_BACKLOG = prometheus_client.Gauge(
+    "jobgate_operator_log_archive_backlog",
+    "Pods' logs being archived or waiting to be (the object store down), and archives to delete.",
+)
+LOG_ARCHIVES = prometheus_client.Counter(
+    "jobgate_operator_log_archives",
+    "Pods' logs archived, or lost: the pod was gone before its log could be copied.",
+    ["result"],
+)
 
+for _result in ("archived", "lost"):
+    LOG_ARCHIVES.labels(_result)
 for _state in models.JobState:  # every series exists from the start, at 0
     JOB_TRANSITIONS.labels(_state.value)
 

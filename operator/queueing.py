@@ -81,7 +81,9 @@ class WorkQueue(Generic[Key]):
             return len(self._waiting)
 
 
-def start_workers(queue: WorkQueue[Key], handle: Callable[[Key, Trigger], None], *, count: int) -> None:
+def start_workers(
+    queue: WorkQueue[Key], handle: Callable[[Key, Trigger], None], *, count: int, name: str = "jobgate-worker"
+) -> None:
     """Daemon threads that handle the queue's jobs forever (they end with the process)."""
 
     def work() -> None:
@@ -95,4 +97,4 @@ def start_workers(queue: WorkQueue[Key], handle: Callable[[Key, Trigger], None],
                 queue.done(key)
 
     for number in range(count):
-        threading.Thread(target=work, name=f"jobgate-worker-{number}", daemon=True).start()
+        threading.Thread(target=work, name=f"{name}-{number}", daemon=True).start()

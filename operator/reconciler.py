@@ -33,6 +33,7 @@ from jobgate.core import cache, events, jobs
 from jobgate.core import pods as kube_pods
 from jobgate.crds import models, names
 from jobgate.operator import alarms as alarming
+from jobgate.operator import archiver as archiving
 from jobgate.operator import config as configuration
 from jobgate.operator import lifecycle, metrics, pods, queueing
 
@@ -56,8 +57,10 @@ class Reconciler:
         config: configuration.Config,
         alarms: alarming.Alarms[Key],
         queue: queueing.WorkQueue[Key],
+        archiver: archiving.Archiver | None = None,
     ) -> None:
         self._job_api = job_api
+        self._archiver = archiver  # None: the deployment has no object store
         self._pod_api = pod_api
         self._recorder = recorder
         self._config = config
@@ -187,6 +190,8 @@ class Reconciler:
             if pod is None and name != current:
                 self._departed.pop((job.ref.uid, name), None)
                 continue  # an earlier attempt's pod, gone: nothing to tell
+            if pod is not None and self._archiver is not None and pods.finished(pod):
+                self._archiver.ended(job.ref, name, pods.attempt(pod))
             observed = self._gone(job, last_seen) if pod is None else self._seen(job, pod)
             after = self._carry_out(job, observed)
             self._departed.pop((job.ref.uid, name), None)
@@ -305,6 +310,8 @@ class Reconciler:
             metrics.status_written(before=job.body.get("status") or {}, patch=act.status)
         if act.delete_pod:
             pod = act.delete_pod
+            if self._archiver is not None:
+                self._archiver.follow(job.ref, pod.name, pod.attempt)
             self._pod_api.delete(
                 job.ref.namespace, pod.name, uid=pod.uid, resource_version=pod.resource_version
             )
@@ -313,6 +320,8 @@ class Reconciler:
             self._post(job.ref, event)
         if act.delete_job:
             self._job_api.delete(job.ref)
+            if self._archiver is not None:
+                self._archiver.remove(job.ref)
             self._forget(job.ref)
             return None
         if current.status.state.terminal:

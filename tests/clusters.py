@@ -14,6 +14,8 @@ from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
 from waiting import eventually
 
+from jobgate.devcluster import LocalCluster, objectstore
+
 
 def report(config: pytest.Config, line: str) -> None:
     """Show `line` on the terminal even while pytest captures output."""
@@ -61,3 +63,14 @@ def has_default_account(core: client.CoreV1Api, namespace: str) -> bool:
             raise
         return False
     return True
+
+
+@contextlib.contextmanager
+def running_store(cluster: LocalCluster) -> Iterator[objectstore.Store]:
+    """The cluster's object store (SeaweedFS with its S3 gateway), a process of its own
+    named apart from any other, stopped afterwards."""
+    store = objectstore.start(cluster, name=f"objectstore-{uuid.uuid4().hex[:6]}")
+    try:
+        yield store
+    finally:
+        cluster.processes[store.name].stop()

@@ -20,9 +20,9 @@ import clusters
 import pytest
 from kubernetes import client
 
-from jobgate.devcluster import LocalCluster
+from jobgate.devcluster import LocalCluster, objectstore
 
-CLUSTER_FIXTURES = frozenset({"cluster", "kube", "namespace"})
+CLUSTER_FIXTURES = frozenset({"cluster", "kube", "namespace", "store"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -66,3 +66,10 @@ def namespace(kube: client.ApiClient, request: pytest.FixtureRequest) -> Iterato
     """A namespace of its own for one test (deleted afterwards, without waiting)."""
     with clusters.own_namespace(kube, request) as name:
         yield name
+
+
+@pytest.fixture(scope="session")
+def store(cluster: LocalCluster) -> Iterator[objectstore.Store]:
+    """The session cluster's object store (SeaweedFS, S3), started at the first test asking."""
+    with clusters.running_store(cluster) as started:
+        yield started

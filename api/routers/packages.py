@@ -14,6 +14,7 @@ See README.md, "Packages".
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Final
 
 from fastapi import APIRouter, Request, Response, responses
@@ -49,12 +50,13 @@ router = APIRouter(tags=["packages"])
         400: {"description": _BAD_NAME, "content": _TEXT},
         **_TOKEN,
         404: {"description": "Not uploaded yet", "content": _TEXT},
+        503: {"description": "The object store cannot be reached", "content": _TEXT},
     },
 )
 async def package_exists(
     protocol: str, package_name: str, packages: deps.Packages, space: deps.PackageSpace
 ) -> Response:
-    if packages.find(protocol, package_name, space=space, touch=True) is None:
+    if not await asyncio.to_thread(packages.exists, protocol, package_name, space=space):
         raise errors.MissingError(f"Package {protocol}://{package_name} does not exist")
     return Response()
 
@@ -73,6 +75,7 @@ async def package_exists(
         **_TOKEN,
         409: {"description": "The tenant has other bytes under that name", "content": _TEXT},
         413: {"description": "Larger than the deployment allows", "content": _TEXT},
+        503: {"description": "The object store cannot be reached: nothing was kept", "content": _TEXT},
     },
     openapi_extra=_ARCHIVE_BODY,  # the body is read as a stream, not by FastAPI
 )
@@ -85,11 +88,12 @@ async def upload_package(
 
 @router.get(
     "/api/packages/{protocol}/{package_name}",
-    response_class=responses.FileResponse,
+    response_class=responses.StreamingResponse,
     responses={
         200: {"description": "The package's bytes", "content": {"application/zip": {}}},
         400: {"description": _BAD_NAME, "model": str},
         404: {"description": "No such package, or not for that job", "model": str},
+        503: {"description": "The object store cannot be reached", "model": str},
     },
 )
 async def download_package(
@@ -100,12 +104,17 @@ async def download_package(
     namespace: str = "",
     job: str = "",
     uid: str = "",
-) -> responses.FileResponse:
+) -> responses.StreamingResponse:
     # The Job first: only then is `namespace` known to be one (and the package's space).
     fetching = protocol == packages_store.PROTOCOL and jobs.fetches(
         index.Key(namespace, job), uid=uid, package=package_name
     )
-    path = packages.find(protocol, package_name, space=namespace, touch=True) if fetching else None
-    if path is None:
+    chunks = (
+        await asyncio.to_thread(packages.chunks, protocol, package_name, space=namespace)
+        if fetching
+        else None
+    )
+    if chunks is None:
         raise errors.MissingError(f"no package {protocol}://{package_name} for that job")
-    return responses.FileResponse(path, media_type="application/zip")
+    # Read a chunk at a time (in a thread): memory stays bounded whatever the package's size.
+    return responses.StreamingResponse(chunks, media_type="application/zip")

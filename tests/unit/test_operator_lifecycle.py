@@ -406,7 +406,7 @@ def test_an_earlier_attempts_pod_is_only_ever_deleted_if_alive() -> None:
         view, lifecycle.PodSeen(pod=pod(1, phase="Running", node="n")), now=at(16), config=CONFIG
     )
     assert stale == lifecycle.Act(
-        delete_pod=lifecycle.PodToDelete(name="app-1-1", uid="pod-uid-1", resource_version="100")
+        delete_pod=lifecycle.PodToDelete(name="app-1-1", attempt=1, uid="pod-uid-1", resource_version="100")
     )
     done = lifecycle.decide(view, lifecycle.PodSeen(pod=pod(1, phase="Failed")), now=at(16), config=CONFIG)
     assert done == lifecycle.Act()
@@ -534,7 +534,9 @@ def test_a_pod_not_scheduled_in_time_is_deleted_and_the_job_fails_with_the_seeds
     view = started(schedulingTimeoutMs=2000)
     view = apply(view, run(view, lifecycle.PodSeen(pod=pod(unschedulable=SCHEDULER_SAYS)), at(1))[0])
     act, _ = run(view, lifecycle.PodSeen(pod=pod(unschedulable=SCHEDULER_SAYS)), at(2))
-    assert act.delete_pod == lifecycle.PodToDelete(name="app-1-1", uid="pod-uid-1", resource_version="100")
+    assert act.delete_pod == lifecycle.PodToDelete(
+        name="app-1-1", attempt=1, uid="pod-uid-1", resource_version="100"
+    )
     view = apply(view, act)
     assert (view.status.state, view.status.error_type) == ("FAILED", "SchedulingTimeout")
     assert view.status.message == (
@@ -639,7 +641,7 @@ def test_stop_deletes_the_pod_and_stops_the_job() -> None:
     view = stopped(started())
     act, created = run(view, lifecycle.NotLooked(), at(3))
     assert created == []
-    assert act.delete_pod == lifecycle.PodToDelete(name="app-1-1")
+    assert act.delete_pod == lifecycle.PodToDelete(name="app-1-1", attempt=1)
     view = apply(view, act)
     assert (view.status.state, view.status.error_type) == ("STOPPED", "Stopped")
     assert condition(view, models.ConditionType.FINISHED).reason == "Stopped"
@@ -652,7 +654,7 @@ def test_a_job_stopped_before_it_started_never_gets_a_pod() -> None:
     assert created == []
     # Its first pod may exist before the status names it (nothing is written for a pod that
     # waits for the scheduler): it is deleted if it does, a no-op if it does not.
-    assert act.delete_pod == lifecycle.PodToDelete(name="app-1-1")
+    assert act.delete_pod == lifecycle.PodToDelete(name="app-1-1", attempt=1)
     assert apply(job(), act).status.state == models.JobState.STOPPED
 
 
@@ -670,7 +672,9 @@ def test_the_active_deadline_ends_the_job() -> None:
     assert act.wake_at == at(60)
     view = apply(view, act)
     act, _ = run(view, running, at(61))
-    assert act.delete_pod == lifecycle.PodToDelete(name="app-1-1", uid="pod-uid-1", resource_version="100")
+    assert act.delete_pod == lifecycle.PodToDelete(
+        name="app-1-1", attempt=1, uid="pod-uid-1", resource_version="100"
+    )
     view = apply(view, act)
     assert (view.status.state, view.status.error_type) == ("FAILED", "DeadlineExceeded")
     assert "deadline of 60 s" in view.status.message
@@ -694,7 +698,7 @@ def test_a_finished_job_costs_nothing_without_ttl_but_a_stray_live_pod_goes() ->
     assert lifecycle.decide(view, lifecycle.NotLooked(), now=at(99), config=CONFIG) == lifecycle.Act()
     stray = lifecycle.decide(view, lifecycle.PodSeen(pod=pod(2, phase="Running")), now=at(99), config=CONFIG)
     assert stray == lifecycle.Act(
-        delete_pod=lifecycle.PodToDelete(name="app-1-2", uid="pod-uid-2", resource_version="200")
+        delete_pod=lifecycle.PodToDelete(name="app-1-2", attempt=2, uid="pod-uid-2", resource_version="200")
     )
 
 
@@ -787,7 +791,9 @@ def test_an_image_that_cannot_be_pulled_keeps_the_job_pending_then_fails_it_and_
     view = apply(view, act)
     assert (view.status.state, view.status.error_type) == ("FAILED", "StartFailed")
     assert view.status.message == f"the job could not start within {CONFIG.start_timeout_seconds} s: {said}"
-    assert act.delete_pod == lifecycle.PodToDelete(name="app-1-1", uid="pod-uid-1", resource_version="100")
+    assert act.delete_pod == lifecycle.PodToDelete(
+        name="app-1-1", attempt=1, uid="pod-uid-1", resource_version="100"
+    )
     assert reasons(act) == ["StartFailed"]
 
 
@@ -850,3 +856,19 @@ def test_a_failed_attempt_waiting_for_its_backoff_has_no_other_deadline() -> Non
     later = lifecycle.decide(view, lifecycle.PodSeen(pod=failed), now=at(8), config=CONFIG)
     assert later == lifecycle.Act(wake_at=at(14))
     assert decided(view, lifecycle.PodGone(), 8).wake_at == at(14)
+
+
+# -- the log archive ------------------------------------------------------------------------------
+
+
+def test_with_an_object_store_the_first_status_written_says_where_the_logs_go() -> None:
+    archiving = config.Config(s3_bucket="logs", s3_prefix="jg/")
+    act = lifecycle.decide(started(), lifecycle.PodSeen(pod=pod(node="cpu-a-0")), now=at(1), config=archiving)
+    assert isinstance(act, lifecycle.Act)
+    assert act.status is not None
+    assert act.status["logRef"] == "s3://logs/jg/logs/ns/app-1/job-uid/"
+    # Without a store there is no archive to name.
+    plain = lifecycle.decide(started(), lifecycle.PodSeen(pod=pod(node="cpu-a-0")), now=at(1), config=CONFIG)
+    assert isinstance(plain, lifecycle.Act)
+    assert plain.status is not None
+    assert "logRef" not in plain.status

@@ -164,6 +164,7 @@ def test_logs_come_from_the_pod_and_say_when_it_is_gone(
 
         gone = eventually(logs_gone, message="the logs to be gone")
         assert "no longer exists" in gone.json()
+        assert "this deployment keeps no copy of pod logs" in gone.json()  # it has no object store
         assert http.get("/ray/api/jobs/app-logs/logs").status_code == 410
 
 

@@ -9,7 +9,8 @@ from apiprocess import STORED_PACKAGE_LIMIT, ApiServer, ApiServers, delete_tenan
 from kubernetes import client
 from waiting import eventually
 
-from jobgate.crds import names
+from jobgate.crds import names, policy
+from jobgate.devcluster import LocalCluster, objectstore
 
 JOB = {"entrypoint": "true", "runtime_env": {"working_dir": "https://example.com/job.zip"}}
 
@@ -102,11 +103,19 @@ def test_probes_metrics_and_docs(api: ApiServer, tenant: str) -> None:
         assert version["ray_version"] == "2.60.0"
 
 
-def test_packages_nobody_wants_are_removed_and_those_in_use_kept(
-    api_servers: ApiServers, tenant: str, kube: client.ApiClient
+def _stored(store: objectstore.Store, space: str, name: str) -> bool:
+    """Whether the store holds the package (asked of the store itself: nothing is touched)."""
+    key = f"{policy.DEFAULT_S3_PREFIX}packages/{space}/{name}"
+    return bool(store.client().list_objects_v2(Bucket=store.bucket, Prefix=key).get("KeyCount"))
+
+
+def test_packages_nobody_wants_are_removed_from_the_store_and_those_in_use_kept(
+    api_servers: ApiServers, store: objectstore.Store, tenant: str
 ) -> None:
-    server = api_servers.start("package-ttl", JOBGATE_PACKAGE_TTL_SECONDS="2", JOBGATE_SUBMIT_WAIT="stored")
-    space = server.package_dir / names.tenant_namespace(tenant, prefix=names.DEFAULT_NAMESPACE_PREFIX)
+    server = api_servers.start(
+        "package-ttl", JOBGATE_PACKAGE_TTL_SECONDS="2", JOBGATE_SUBMIT_WAIT="stored", **store.env()
+    )
+    space = names.tenant_namespace(tenant, prefix=names.DEFAULT_NAMESPACE_PREFIX)
     unused, used = "_ray_pkg_unused.zip", "_ray_pkg_used.zip"
     with server.client(tenant) as http:
         for name in (unused, used):
@@ -114,14 +123,35 @@ def test_packages_nobody_wants_are_removed_and_those_in_use_kept(
                 http.put(f"/ray/api/packages/gcs/{name}", content=archives.zipped({"a.py": name})).status_code
                 == 200
             )
+        assert _stored(store, space, unused)
         job = {**JOB, "submission_id": "holds", "metadata": {"fake-duration": "600s"}}
         job["runtime_env"] = {"working_dir": f"gcs://{used}"}
         assert http.post("/api/jobs", json=job).status_code == 200
-        eventually(lambda: not (space / unused).exists(), message=f"{unused} to be removed", timeout=30)
-        assert (space / used).exists()  # its Job has not finished
+        eventually(lambda: not _stored(store, space, unused), message=f"{unused} to be removed", timeout=30)
+        assert _stored(store, space, used)  # its Job has not finished
         assert http.post("/api/jobs/app-holds/stop").status_code == 200
         wait_status(http, "/api/jobs/app-holds", "STOPPED")
         eventually(
-            lambda: not (space / used).exists(), message=f"{used} to be removed once unused", timeout=30
+            lambda: not _stored(store, space, used), message=f"{used} to be removed once unused", timeout=30
         )
         assert http.get(f"/ray/api/packages/gcs/{used}").status_code == 404  # Ray's client uploads it again
+
+
+def test_with_the_store_down_an_upload_is_a_503_and_leaves_nothing(
+    api_servers: ApiServers, store: objectstore.Store, cluster: LocalCluster, tenant: str
+) -> None:
+    server = api_servers.start("package-store", **store.env())
+    name, package = "_ray_pkg_down.zip", archives.zipped({"a.py": "print(1)"})
+    with server.client(tenant) as http:
+        cluster.kill(store.name)
+        try:
+            refused = http.put(f"/ray/api/packages/gcs/{name}", content=package)
+            assert refused.status_code == 503
+            assert "cannot reach the object store" in refused.text
+            assert "try again shortly" in refused.text
+            assert http.get(f"/ray/api/packages/gcs/{name}").status_code == 503
+        finally:
+            cluster.restart(store.name, wait=False)
+            objectstore.await_writable(cluster, store)
+        assert http.get(f"/ray/api/packages/gcs/{name}").status_code == 404  # nothing half-written
+        assert http.put(f"/ray/api/packages/gcs/{name}", content=package).status_code == 200

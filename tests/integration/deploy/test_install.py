@@ -41,6 +41,7 @@ PERMISSIONS = [
     (OPERATOR, "create", "namespaces", None, False),
     (OPERATOR, "update", "pods", TENANT_NAMESPACE, False),
     (OPERATOR, "create", "pods/exec", TENANT_NAMESPACE, False),
+    (OPERATOR, "get", "pods/log", TENANT_NAMESPACE, True),  # archived when the pod ends
     (OPERATOR, "get", "nodes", None, True),  # was a vanished pod's node deleted?
     (OPERATOR, "patch", "nodes", None, False),
     (OPERATOR, "list", "nodes", None, False),

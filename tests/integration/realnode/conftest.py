@@ -5,6 +5,8 @@
                     started once per session, apart from the default `cluster` fixture
     real_kube       an admin `kubernetes.client.ApiClient` for it
     real_namespace  a fresh namespace per test
+    real_store      the cluster's object store (SeaweedFS with its S3 gateway, started for
+                    the session): where the operator archives the pods' logs
 
 The tests run wherever the machine can run a real node (root, cgroups, overlayfs, seccomp,
 veth and bridges): on this project's machines they always run. Elsewhere they are skipped
@@ -26,7 +28,7 @@ import clusters
 import pytest
 from kubernetes import client
 
-from jobgate.devcluster import LocalCluster, realnode
+from jobgate.devcluster import LocalCluster, objectstore, realnode
 
 REUSE_ENV = "JOBGATE_TEST_REALNODE_STATE"
 
@@ -75,3 +77,9 @@ def real_namespace(real_kube: client.ApiClient, request: pytest.FixtureRequest) 
     """A namespace of its own for one test (deleted afterwards, without waiting)."""
     with clusters.own_namespace(real_kube, request) as name:
         yield name
+
+
+@pytest.fixture(scope="session")
+def real_store(real_cluster: LocalCluster) -> Iterator[objectstore.Store]:
+    with clusters.running_store(real_cluster) as store:
+        yield store

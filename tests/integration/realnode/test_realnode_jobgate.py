@@ -7,6 +7,7 @@ reported as they happened. Nothing is faked."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import archives
+import botocore.exceptions
 import pytest
 import yaml
 from apiprocess import ApiServer, delete_tenant_namespace
@@ -25,8 +27,8 @@ from kubernetes import client
 from ray.job_submission import JobDetails, JobStatus, JobSubmissionClient
 from waiting import eventually
 
-from jobgate.crds import models, names
-from jobgate.devcluster import LocalCluster, nodeimages, realnode
+from jobgate.crds import models, names, policy
+from jobgate.devcluster import LocalCluster, nodeimages, objectstore, realnode
 from jobgate.operator import podspec
 
 pytestmark = pytest.mark.cluster
@@ -39,6 +41,7 @@ START_TIMEOUT = 10  # the operator's JOBGATE_START_TIMEOUT_SECONDS here (120 by 
 GHOST_TENANT, GHOST_ROOT = "ghost", "/nonexistent/jobgate-root"
 # Nothing listens there: a pull fails at once, without reaching past this machine.
 ABSENT_IMAGE = "127.0.0.1:9/jobgate/absent:1"
+SWEEP_SECONDS = 3  # the operator's log archive sweep, here (10 min by default)
 
 
 def _free_port() -> int:
@@ -98,18 +101,25 @@ def pip_index(real_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFacto
         server.stop()
 
 
-@pytest.fixture(scope="module")
-def api_server(real_cluster: LocalCluster, workdir_root: Path) -> ApiServer:
-    """The API on the real-node cluster (started by `real_api`), configured as the operator
-    is; pods reach it through a relay at the node's address, on its port."""
+def _api_replica(
+    name: str, real_cluster: LocalCluster, workdir_root: Path, real_store: objectstore.Store
+) -> ApiServer:
+    """An API process on the real-node cluster, configured as the operator is, keeping its
+    packages in the store; pods would reach it through a relay at the node's address."""
     server = ApiServer(
-        name="realnode",
+        name=name,
         kubeconfig=real_cluster.kubeconfig,
         workdir=real_cluster.state_dir / "logs",
-        env={"JOBGATE_FILE_URI_ROOT": str(workdir_root)},
+        env={"JOBGATE_FILE_URI_ROOT": str(workdir_root), **real_store.env()},
     )
     server.env["JOBGATE_PACKAGE_BASE_URL"] = f"http://{realnode.NODE_IP}:{server.port}"
     return server
+
+
+@pytest.fixture(scope="module")
+def api_server(real_cluster: LocalCluster, workdir_root: Path, real_store: objectstore.Store) -> ApiServer:
+    """The API on the real-node cluster (started by `real_api`): the one the pods reach."""
+    return _api_replica("realnode", real_cluster, workdir_root, real_store)
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +129,10 @@ def real_operator(
     workdir_root: Path,
     api_server: ApiServer,
     pip_index: str,
+    real_store: objectstore.Store,
 ) -> Iterator[None]:
-    """The operator, its jobs defaulting to the real node's image, file:// dirs enabled."""
+    """The operator, its jobs defaulting to the real node's image, file:// dirs enabled, the
+    pods' logs archived in the store (swept every few seconds)."""
     try:
         import jobgate.operator.__main__  # noqa: F401  (is the operator there yet?)
     except ModuleNotFoundError as err:
@@ -140,6 +152,9 @@ def real_operator(
         "JOBGATE_PACKAGE_BASE_URL": api_server.env["JOBGATE_PACKAGE_BASE_URL"],
         "JOBGATE_PIP_INDEX_URL": pip_index,
         "JOBGATE_OPERATOR_LIVENESS": f"http://127.0.0.1:{port}/healthz",
+        "JOBGATE_LOG_ARCHIVE_SWEEP_SECONDS": str(SWEEP_SECONDS),
+        "JOBGATE_RETRY_BACKOFF_SECONDS": "1",  # 10 s, 20 s, ... by default
+        **real_store.env(),
     }
     with log_path.open("ab") as log:
         process = subprocess.Popen(
@@ -166,7 +181,11 @@ def real_operator(
 
 
 def _run_job(kube: client.ApiClient, namespace: str, **spec: Any) -> dict[str, Any]:
-    custom = client.CustomObjectsApi(kube)
+    return _finished_job(kube, namespace, _create_job(kube, namespace, **spec))
+
+
+def _create_job(kube: client.ApiClient, namespace: str, **spec: Any) -> str:
+    """A Job on the real node's pool, created with kubectl's powers; its name."""
     name = f"job-{uuid.uuid4().hex[:8]}"
     body = {
         "apiVersion": models.API_VERSION,
@@ -174,7 +193,15 @@ def _run_job(kube: client.ApiClient, namespace: str, **spec: Any) -> dict[str, A
         "metadata": {"name": name},
         "spec": {"poolLabels": [realnode.POOL_SELECTOR_LABEL], **spec},
     }
-    custom.create_namespaced_custom_object(models.GROUP, models.VERSION, namespace, models.PLURAL, body)
+    client.CustomObjectsApi(kube).create_namespaced_custom_object(
+        models.GROUP, models.VERSION, namespace, models.PLURAL, body
+    )
+    return name
+
+
+def _finished_job(kube: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    """The Job once it finished."""
+    custom = client.CustomObjectsApi(kube)
 
     def finished() -> dict[str, Any] | None:
         job: dict[str, Any] = custom.get_namespaced_custom_object(
@@ -426,6 +453,38 @@ def test_ray_uploads_a_working_dir_and_the_job_runs_it_on_the_node(
         delete_tenant_namespace(real_kube, tenant)
 
 
+def test_a_package_uploaded_through_one_replica_runs_a_job_submitted_through_another(
+    real_api: ApiServer,
+    real_cluster: LocalCluster,
+    real_kube: client.ApiClient,
+    workdir_root: Path,
+    real_store: objectstore.Store,
+    tmp_path: Path,
+) -> None:
+    """No shared volume: Ray's client uploads the working_dir through replica B (into the
+    store), the job goes through replica A, whose package download (from the store) the
+    real init container uses."""
+    (tmp_path / "script.py").write_text("print('hello from the other replica')\n")
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    other = _api_replica("realnode-b", real_cluster, workdir_root, real_store)
+    other.start()
+    try:
+        runtime_env: dict[str, Any] = {"working_dir": str(tmp_path)}
+        _ray_client(other, tenant)._upload_working_dir_if_needed(runtime_env)
+    finally:
+        other.stop()
+    assert runtime_env["working_dir"].startswith("gcs://_ray_pkg_")
+    assert not list(other.package_dir.rglob("_ray_pkg_*"))  # kept in the store, not on B's disk
+    ray = _ray_client(real_api, tenant)
+    try:
+        submission_id = ray.submit_job(entrypoint="python script.py", runtime_env=runtime_env)
+        info = _ray_job_ended(ray, submission_id)
+        assert info.status == JobStatus.SUCCEEDED, info.message
+        assert ray.get_job_logs(submission_id).endswith("hello from the other replica\n")
+    finally:
+        delete_tenant_namespace(real_kube, tenant)
+
+
 def test_ray_uploads_py_modules_and_the_job_imports_them_on_the_node(
     real_api: ApiServer, real_kube: client.ApiClient, tmp_path: Path
 ) -> None:
@@ -506,3 +565,196 @@ def test_both_dialects_say_why_a_job_could_not_start(
         )
     finally:
         delete_tenant_namespace(real_kube, tenant)
+
+
+# -- logs outlive their pods: the operator archives them in the object store -------------------
+
+
+def _archived(store: objectstore.Store, key: str) -> bytes | None:
+    """The archived log under `key` (relative to the deployment's prefix), if it is there."""
+    try:
+        answer = store.client().get_object(Bucket=store.bucket, Key=policy.DEFAULT_S3_PREFIX + key)
+    except botocore.exceptions.ClientError as err:
+        if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise
+    data: bytes = answer["Body"].read()
+    return data
+
+
+def _archive_keys(store: objectstore.Store, folder: str) -> list[str]:
+    listed = store.client().list_objects_v2(Bucket=store.bucket, Prefix=policy.DEFAULT_S3_PREFIX + folder)
+    return [item["Key"] for item in listed.get("Contents", ())]
+
+
+def _delete_pod_for_good(kube: client.ApiClient, namespace: str, name: str) -> None:
+    """Delete the pod at once (if it is not gone already), and wait until it is gone."""
+    core = client.CoreV1Api(kube)
+    with contextlib.suppress(client.exceptions.NotFoundException):
+        core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+
+    def absent() -> bool:
+        try:
+            core.read_namespaced_pod(name, namespace)
+        except client.ApiException as err:
+            if err.status == 404:
+                return True
+            raise
+        return False
+
+    eventually(absent, timeout=BOUND, message=f"pod {name} to be gone")
+
+
+def _job_of(kube: client.ApiClient, tenant: str, submission_id: str) -> dict[str, Any]:
+    job: dict[str, Any] = client.CustomObjectsApi(kube).get_namespaced_custom_object(
+        models.GROUP,
+        models.VERSION,
+        names.tenant_namespace(tenant, prefix=names.DEFAULT_NAMESPACE_PREFIX),
+        models.PLURAL,
+        names.job_name(submission_id),
+    )
+    return job
+
+
+def _log_key(job: dict[str, Any], attempt: int = 1) -> str:
+    meta = job["metadata"]
+    return names.log_key(meta["namespace"], meta["name"], meta["uid"], attempt)
+
+
+def test_a_jobs_log_outlives_its_pod_the_same_in_both_dialects(
+    real_api: ApiServer, real_kube: client.ApiClient, real_store: objectstore.Store
+) -> None:
+    """Read before and after its pod is deleted: the same bytes, through Ray's client and
+    the seed dialect; the Job's status says where the archive is."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    ray = _ray_client(real_api, tenant)
+    try:
+        submission_id = ray.submit_job(entrypoint="for i in 1 2 3; do echo line $i; done")
+        assert _ray_job_ended(ray, submission_id).status == JobStatus.SUCCEEDED
+        with real_api.client(tenant) as seed:
+
+            def both() -> tuple[str, str]:
+                answer = seed.get(f"/api/jobs/{submission_id}/logs")
+                assert answer.status_code == 200, answer.text
+                return ray.get_job_logs(submission_id), answer.json()["logs"]
+
+            before = both()
+            assert before[0].endswith("line 1\nline 2\nline 3\n")
+            job = _job_of(real_kube, tenant, submission_id)
+            meta = job["metadata"]
+            folder = names.log_folder(meta["namespace"], meta["name"], meta["uid"])
+            assert job["status"]["logRef"] == f"s3://{real_store.bucket}/{policy.DEFAULT_S3_PREFIX}{folder}"
+            eventually(lambda: _archived(real_store, _log_key(job)), message="the log to be archived")
+            _delete_pod_for_good(real_kube, meta["namespace"], job["status"]["podName"])
+            assert both() == before
+    finally:
+        delete_tenant_namespace(real_kube, tenant)
+
+
+@pytest.mark.filterwarnings("ignore:ssl=None is deprecated:DeprecationWarning")  # inside Ray's client
+def test_a_stopped_jobs_tail_and_archive_end_with_its_last_lines(
+    real_api: ApiServer, real_kube: client.ApiClient, real_store: objectstore.Store
+) -> None:
+    """`ray job stop` while `ray job logs --follow` runs: the tail ends with what the job
+    printed on its way out, not an error; the archive (followed from before the pod's
+    delete) has it too, and serves it once the pod is gone."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    ray = _ray_client(real_api, tenant)
+    entrypoint = "trap 'echo stopped at last; exit 143' TERM; echo started; while :; do sleep 0.2; done"
+    try:
+        submission_id = ray.submit_job(entrypoint=entrypoint)
+
+        async def tail_and_stop() -> str:
+            seen, stopped = "", False
+            async for lines in ray.tail_job_logs(submission_id):
+                seen += lines
+                if "started" in seen and not stopped:
+                    stopped = await asyncio.to_thread(ray.stop_job, submission_id)
+            return seen
+
+        tailed = asyncio.run(asyncio.wait_for(tail_and_stop(), BOUND))
+        assert tailed.endswith("started\nstopped at last\n")
+        assert _ray_job_ended(ray, submission_id).status == JobStatus.STOPPED
+        job = _job_of(real_kube, tenant, submission_id)
+        archived = eventually(lambda: _archived(real_store, _log_key(job)), message="the log to be archived")
+        assert archived == b"started\nstopped at last\n"
+        _delete_pod_for_good(real_kube, job["metadata"]["namespace"], job["status"]["podName"])
+        assert ray.get_job_logs(submission_id) == tailed
+    finally:
+        delete_tenant_namespace(real_kube, tenant)
+
+
+TTL = 10  # seconds: time enough to see the Job finished and its log archived before it goes
+
+
+def test_a_deleted_jobs_archive_goes_with_it_by_the_api_a_ttl_or_the_sweep(
+    real_api: ApiServer, real_kube: client.ApiClient, real_namespace: str, real_store: objectstore.Store
+) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    ray = _ray_client(real_api, tenant)
+    try:
+        submission_id = ray.submit_job(entrypoint="echo bye")
+        assert _ray_job_ended(ray, submission_id).status == JobStatus.SUCCEEDED
+        job = _job_of(real_kube, tenant, submission_id)
+        eventually(lambda: _archived(real_store, _log_key(job)), message="the log to be archived")
+        assert ray.delete_job(submission_id)
+        meta = job["metadata"]
+        assert _archive_keys(real_store, names.log_folder(meta["namespace"], meta["name"], meta["uid"])) == []
+    finally:
+        delete_tenant_namespace(real_kube, tenant)
+    # A Job's TTL: the operator deletes it, and its archive (archived first, as it ended).
+    name = _create_job(real_kube, real_namespace, entrypoint="echo bye", ttlSecondsAfterFinished=TTL)
+    job = _finished_job(real_kube, real_namespace, name)
+    folder = names.log_folder(real_namespace, name, job["metadata"]["uid"])
+    eventually(lambda: _archived(real_store, _log_key(job)), message="the log to be archived")
+    eventually(
+        lambda: _archive_keys(real_store, folder) == [], timeout=BOUND, message="the TTL to take the archive"
+    )
+    # A Job deleted while no operator looked (here: never existed): the sweep removes its logs.
+    orphan = names.log_key(real_namespace, "gone", str(uuid.uuid4()), 1)
+    real_store.client().put_object(Bucket=real_store.bucket, Key=policy.DEFAULT_S3_PREFIX + orphan, Body=b"x")
+    eventually(lambda: _archived(real_store, orphan) is None, timeout=BOUND, message="the sweep to remove it")
+
+
+def test_each_attempt_of_a_retried_job_has_its_own_archived_log(
+    real_kube: client.ApiClient, real_namespace: str, real_operator: None, real_store: objectstore.Store
+) -> None:
+    """Three attempts, each failing: three logs, each its own pod's (the pod's name is its
+    host name), kept after the pods are gone."""
+    name = _create_job(
+        real_kube, real_namespace, entrypoint="echo attempt on $(hostname); exit 1", maxAttempts=3
+    )
+    job = _finished_job(real_kube, real_namespace, name)
+    assert (job["status"]["state"], job["status"]["attempts"]) == ("FAILED", 3)
+    for attempt in (1, 2, 3):
+        archived = eventually(
+            lambda attempt=attempt: _archived(real_store, _log_key(job, attempt)),
+            message=f"attempt {attempt}'s log to be archived",
+        )
+        assert archived == f"attempt on {names.pod_name(name, attempt)}\n".encode()
+
+
+def test_logs_of_jobs_that_end_while_the_store_is_down_are_archived_once_it_is_back(
+    real_cluster: LocalCluster,
+    real_kube: client.ApiClient,
+    real_namespace: str,
+    real_operator: None,
+    real_store: objectstore.Store,
+) -> None:
+    """20 jobs end with the store killed: each is SUCCEEDED on time, and each log is archived,
+    whole, once the store is back (the operator retries with back-off)."""
+    real_cluster.kill(real_store.name)
+    try:
+        created = [_create_job(real_kube, real_namespace, entrypoint=f"echo job {i}") for i in range(20)]
+        ended = [_finished_job(real_kube, real_namespace, name) for name in created]
+        assert {job["status"]["state"] for job in ended} == {"SUCCEEDED"}
+    finally:
+        real_cluster.restart(real_store.name, wait=False)
+        objectstore.await_writable(real_cluster, real_store)
+    for i, job in enumerate(ended):
+        archived = eventually(
+            lambda job=job: _archived(real_store, _log_key(job)),
+            timeout=BOUND,
+            message="the log to be archived",
+        )
+        assert archived == f"job {i}\n".encode()
