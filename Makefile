@@ -57,13 +57,16 @@ bench-quick: install binaries
 	$(PY) -m jobgate.bench.transfer --quick
 
 ## Fault and load suite (bench/faults.py): SIGKILL each process with jobs in flight, then load;
-## figures in bench/results/faults.json. Fails if a job was lost, doubled or orphaned.
+## figures in bench/results/faults.json. Fails if a job was lost, doubled or orphaned. Then
+## the hostile tenant's attacks (bench/abuse.py): fails if one leaked.
 faults: install binaries
 	$(PY) -m jobgate.bench.faults
+	$(PY) -m jobgate.bench.abuse
 
 ## The same with small numbers, a few minutes (CI).
 faults-quick: install binaries
 	$(PY) -m jobgate.bench.faults --quick
+	$(PY) -m jobgate.bench.abuse --quick
 
 lint: install
 	$(VENV)/bin/ruff check .

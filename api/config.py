@@ -40,9 +40,10 @@ DEFAULT_MAX_LOG_TAILS_PER_TENANT: Final = 20
 
 class PodSecurityLevel(enum.StrEnum):
     """The Pod Security Standard enforced in the tenant namespaces the API creates. Job pods
-    meet `baseline` (no host namespaces, no privilege, no added capability); `restricted`
-    would also need them to run as non-root, which they do not yet."""
+    meet `restricted` (an ordinary user, no privilege to gain, no capability, the runtime's
+    seccomp filter), or `baseline` where a pod profile lets them run as their image's user."""
 
+    RESTRICTED = "restricted"
     BASELINE = "baseline"
     PRIVILEGED = "privileged"
 
@@ -73,7 +74,7 @@ class Settings(policy.JobPolicy):
         default_factory=dict, validation_alias="JOBGATE_API_TOKENS_FILE"
     )
     submit_wait: SubmitWait = SubmitWait.SCHEDULED
-    pod_security_level: PodSecurityLevel = PodSecurityLevel.BASELINE
+    pod_security_level: PodSecurityLevel = PodSecurityLevel.RESTRICTED
     # Each Job's spec.schedulingTimeoutMs.
     scheduling_timeout_ms: int = pydantic.Field(default=models.DEFAULT_SCHEDULING_TIMEOUT_MS, ge=0)
     # How long past the scheduling timeout a waiting submit gives the operator to report its
@@ -142,9 +143,14 @@ class Settings(policy.JobPolicy):
 
 def pod_security_for(settings: Settings, tenant: str) -> PodSecurityLevel:
     """The level of the tenant's namespace: a tenant that may use file:// working dirs gets
-    `privileged`, since those mount a node directory (hostPath), which `baseline` forbids."""
+    `privileged`, since those mount a node directory (hostPath), which `baseline` forbids;
+    with a pod profile letting jobs run as their image's user (root, maybe), at most
+    `baseline`, which allows that where `restricted` does not."""
     if settings.working_dir.root_for(tenant) is not None:
         return PodSecurityLevel.PRIVILEGED
+    as_image_user = any(profile.run_as_image_user for profile in settings.pod_profiles)
+    if as_image_user and settings.pod_security_level is PodSecurityLevel.RESTRICTED:
+        return PodSecurityLevel.BASELINE
     return settings.pod_security_level
 
 

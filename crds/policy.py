@@ -23,6 +23,7 @@ DEFAULT_START_TIMEOUT_SECONDS: Final = 120
 DEFAULT_RETRY_BACKOFF_SECONDS: Final = 10
 PREFIX: Final = "JOBGATE_"
 DEFAULT_S3_PREFIX: Final = "jobgate/"
+DEFAULT_JOB_USER: Final = 1000
 DEFAULT_LOG_ARCHIVE_MAX_BYTES: Final = 1 << 30
 
 S = TypeVar("S", bound=pydantic_settings.BaseSettings)
@@ -113,6 +114,9 @@ class JobPolicy(pydantic_settings.BaseSettings):
     )
     # What the pods of jobs in a pool, or asking for a resource, get (see `profiles`): JSON.
     pod_profiles: tuple[profiles.PodProfile, ...] = ()
+    # The uid and gid every container of a job runs as (never root), unless a pod profile
+    # lets its jobs run as their image's user (`runAsImageUser`).
+    job_user: int = pydantic.Field(default=DEFAULT_JOB_USER, ge=1, le=2**31 - 1)
     max_unpacked_bytes: int = pydantic.Field(default=fetch_working_dir.DEFAULT_MAX_BYTES, ge=1)
     max_unpacked_entries: int = pydantic.Field(default=fetch_working_dir.DEFAULT_MAX_ENTRIES, ge=1)
     # The object store (`core.objectstore`: any S3-compatible service) where the operator

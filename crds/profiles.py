@@ -16,8 +16,9 @@ Users cannot reach past it: the Job's spec has no field for any of these, the pr
 the deployment's settings, and a volume is a PersistentVolumeClaim of the job's own
 namespace (never a host path). Several profiles that apply add up, in the order listed:
 tolerations, pull secrets, volumes and node selectors are joined (of a volume name or a
-selector's key, the first profile's counts), and of a single value (image, classes,
-service account, /dev/shm size) the first profile that sets it wins.
+selector's key, the first profile's counts), of a single value (image, classes,
+service account, /dev/shm size) the first profile that sets it wins, and one profile that
+lets its jobs run as their image's user is enough.
 """
 
 from __future__ import annotations
@@ -119,6 +120,9 @@ class PodProfile(_Camel):
     image: str | None = None  # the job's image there, unless runtime_env.image_uri names one
     shm_size: Annotated[str | None, Field(pattern=_QUANTITY)] = None  # an in-memory /dev/shm of this size
     volumes: tuple[ClaimVolume, ...] = ()
+    # The jobs here run as their image's own user, root included (images that need it), not
+    # as JOBGATE_JOB_USER; tenant namespaces are then held to `baseline`, not `restricted`.
+    run_as_image_user: bool = False
 
     def applies(self, spec: models.JobSpec, quantities: Mapping[str, str]) -> bool:
         """Whether the job names one of its pools (as written), or asks for one of its
@@ -158,4 +162,5 @@ def for_job(
         image=first("image"),
         shm_size=first("shm_size"),
         volumes=tuple(volumes.values()),
+        run_as_image_user=any(profile.run_as_image_user for profile in applying),
     )

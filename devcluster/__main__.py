@@ -18,7 +18,7 @@ from types import FrameType
 
 import yaml
 
-from . import objectstore, pools, realnode
+from . import identities, objectstore, pools, realnode
 from .cluster import REPO_ROOT, ClusterError, LocalCluster
 from .kubeapi import ApiError
 from .procs import start_ticks
@@ -26,7 +26,7 @@ from .procs import start_ticks
 API_HEALTHZ = "http://127.0.0.1:8265/healthz"
 CRD_DIR = REPO_ROOT / "crds"
 # (process name, module run with `python -m`)
-JOBGATE_PROCESSES = (("jobgate-operator", "jobgate.operator"), ("jobgate-api", "jobgate.api"))
+JOBGATE_PROCESSES = ((identities.OPERATOR, "jobgate.operator"), (identities.API, "jobgate.api"))
 
 
 class _StopRequestedError(Exception):
@@ -84,13 +84,19 @@ def _healthz_ok(url: str) -> bool:
 def _start_jobgate(cluster: LocalCluster) -> None:
     env = {
         **_dev_env(cluster),
-        "KUBECONFIG": str(cluster.kubeconfig),
         "PYTHONUNBUFFERED": "1",
         # Keep the working directory off sys.path: run from the repo root, the folder
         # operator/ would otherwise shadow the standard library's `operator` module.
         "PYTHONSAFEPATH": "1",
     }
     _install_crds(cluster)
+    # As deploy/'s ServiceAccounts, with its roles: never as the cluster's admin.
+    accounts = identities.issue(cluster, cluster.state_dir / "identities")
+    kubeconfigs = {identities.OPERATOR: accounts.operator, identities.API: accounts.api}
+    print(
+        f"operator and API run as the ServiceAccounts {identities.SYSTEM_NAMESPACE}/{identities.OPERATOR} "
+        f"and {identities.API} (deploy/rbac), kubeconfigs in {cluster.state_dir / 'identities'}"
+    )
     store = objectstore.start(cluster)
     env |= {name: value for name, value in store.env().items() if not os.environ.get(name)}
     print(
@@ -106,7 +112,7 @@ def _start_jobgate(cluster: LocalCluster) -> None:
         if not _module_runnable(module):
             print(f"skipping {name}: module {module} has no __main__ yet")
             continue
-        cluster.spawn(name, [sys.executable, "-m", module], env=env)
+        cluster.spawn(name, [sys.executable, "-m", module], env={**env, "KUBECONFIG": str(kubeconfigs[name])})
         started.append(name)
         print(f"started {name} (log {cluster.log_path(name)})")
     if "jobgate-api" not in started:

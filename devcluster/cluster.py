@@ -108,6 +108,32 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+PORT_RELEASE_TIMEOUT = 30.0  # seconds a restarted component waits for its port
+
+
+def _bindable(port: int) -> bool:
+    """Whether a listener could take the port on 127.0.0.1 now (as Go's do: SO_REUSEADDR,
+    so connections of an earlier listener in TIME_WAIT do not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _port_holder(port: int) -> str:
+    """Who listens on the port, as `ss` says it (for the error; best effort)."""
+    try:
+        said = subprocess.run(
+            ["ss", "-Htanp", f"sport = :{port}"], capture_output=True, text=True, timeout=5, check=False
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "ss could not say who holds it"
+    return said or "ss shows no socket on it"
+
+
 @dataclass
 class Ports:
     etcd_client: int
@@ -309,6 +335,7 @@ class LocalCluster:
         proc = self._process(name)
         if proc.alive():
             proc.stop()
+        self._await_ports_free(name)
         proc.start()
         self._save_state()
         if wait:
@@ -590,6 +617,34 @@ class LocalCluster:
         self.processes[name] = proc
         proc.start()
         self._save_state()
+
+    def _await_ports_free(self, name: str) -> None:
+        """Until the ports a component listens on can be bound again: the same port is its
+        address, and a socket its stopped process held can linger a moment (a restart then
+        failed with EADDRINUSE once, after etcd's fault, with kwok serving followed logs).
+        `ClusterError` naming the port and its holder if it stays taken."""
+        deadline = time.monotonic() + PORT_RELEASE_TIMEOUT
+        for port in self._ports_of(name):
+            while not _bindable(port):
+                if time.monotonic() > deadline:
+                    raise ClusterError(
+                        f"{name}'s port {port} is still taken {PORT_RELEASE_TIMEOUT:.0f}s after it stopped: "
+                        f"{_port_holder(port)}"
+                    )
+                time.sleep(0.1)
+
+    def _ports_of(self, name: str) -> tuple[int, ...]:
+        """The ports a control-plane component listens on (none known for another process)."""
+        if self.ports is None:
+            return ()
+        p = self.ports
+        return {
+            ETCD: (p.etcd_client, p.etcd_peer),
+            APISERVER: (p.apiserver,),
+            CONTROLLER_MANAGER: (p.controller_manager,),
+            SCHEDULER: (p.scheduler,),
+            KWOK: (p.kwok,),
+        }.get(name, ())
 
     def _health_url(self, name: str) -> tuple[str, bool]:
         """(URL answering 200 when the component is healthy, whether it needs TLS + token)."""

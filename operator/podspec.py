@@ -4,9 +4,9 @@ The pod runs the entrypoint through `sh -c` in the working directory, after init
 fetched the working_dir and each py_module (see `workdir`) and another installed the pip
 requirements (and the py_modules' wheels) into the job's own directory.
 It asks for exactly the job's resources (requests = limits, see `resources`), lands on a
-node of one of the job's pools (see `node_affinity`), never restarts, gets no
-service-account token and no Linux capability, and is owned by its Job (deleting the Job
-deletes the pod).
+node of one of the job's pools (see `node_affinity`), never restarts, runs as an ordinary
+user (`JOBGATE_JOB_USER`) with no Linux capability and no service-account token, and is
+owned by its Job (deleting the Job deletes the pod).
 """
 
 from __future__ import annotations
@@ -55,9 +55,29 @@ FETCH_SCRIPT: Final = pathlib.Path(fetch_working_dir.__file__).read_text()
 
 # Every container of a job: no privilege to gain (setuid binaries, file capabilities), no
 # capability at all (raw sockets, chown, mknod, ...), and the runtime's default seccomp
-# filter. The image's user stays: most job images run as root, which these make ordinary.
+# filter (`_pod_security`: as the deployment's ordinary user, not the image's, root).
 def _container_security() -> dict[str, Any]:
     return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "privileged": False}
+
+
+# Most images have no home for the job's user (it would be /, which it cannot write).
+JOB_HOME: Final = "/tmp"
+
+
+def _pod_security(user: int | None) -> dict[str, Any]:
+    """The pod's security context: as `user` (uid and gid; its volumes' group too), or as
+    the image's own user when None (a profile's `runAsImageUser`). Either way meets the
+    `baseline` Pod Security Standard; as `user`, `restricted` too."""
+    security: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
+    if user is not None:
+        security |= {
+            "runAsNonRoot": True,
+            "runAsUser": user,
+            "runAsGroup": user,
+            "fsGroup": user,
+            "fsGroupChangePolicy": "OnRootMismatch",  # a large claim volume is not walked each time
+        }
+    return security
 
 
 # Preferred weights of pool labels, first to last; from the tenth label on they all weigh 10.
@@ -76,7 +96,11 @@ def render_pod(
     quantities, source = checked.quantities, checked.source
     profile = profiles.for_job(config.pod_profiles, spec, quantities)
     image = spec.runtime_env.image_uri or profile.image or config.image
-    env = dict(spec.runtime_env.env_vars)
+    user = None if profile.run_as_image_user else config.job_user
+    job_env = dict(spec.runtime_env.env_vars)
+    if user is not None:
+        job_env.setdefault("HOME", JOB_HOME)
+    env = dict(job_env)
     requirements = [
         *spec.runtime_env.pip,
         *(f"{WHEELS}/{module.wheel}" for module in checked.modules if module.wheel),
@@ -106,7 +130,7 @@ def render_pod(
         # SIGTERM sent to a PID 1 without a handler, so without this a stop would always
         # wait out the whole grace period and end in SIGKILL.
         "shareProcessNamespace": True,
-        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": _pod_security(user),
         "containers": [container],
         "volumes": [{"name": _WORKSPACE_VOLUME, "emptyDir": {}}],
     }
@@ -140,7 +164,7 @@ def render_pod(
             _install_container(
                 requirements,
                 image=image,
-                env=spec.runtime_env.env_vars,
+                env=job_env,
                 quantities=quantities,
                 config=config,
             )

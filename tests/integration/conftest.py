@@ -17,8 +17,6 @@ own namespace), and a test that kills it starts it again before it ends.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import json
 import os
 import signal
@@ -38,6 +36,7 @@ from kubernetes import client
 from waiting import TIMEOUT, eventually
 
 from jobgate.devcluster import LocalCluster, pools
+from jobgate.devcluster import identities as identity
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO_ROOT / "crds" / "jobgate.io_jobs.yaml"
@@ -80,42 +79,12 @@ def crd(kube: client.ApiClient) -> str:
     return name
 
 
-SYSTEM_NAMESPACE = "jobgate-system"  # deploy/'s, where the ServiceAccounts live
-RBAC_DIR = REPO_ROOT / "deploy" / "rbac"
-TOKEN_SECONDS = 24 * 3600  # outlives any test session
-TOKEN_AUDIENCE = "https://kubernetes.default.svc.cluster.local"  # the cluster's issuer (devcluster)
-
-
-@dataclasses.dataclass(frozen=True)
-class Identities:
-    """Kubeconfigs acting as deploy/'s ServiceAccounts."""
-
-    operator: Path
-    api: Path
-
-
 @pytest.fixture(scope="session")
 def identities(
     cluster: LocalCluster, kube: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
-) -> Identities:
-    core = client.CoreV1Api(kube)
-    with contextlib.suppress(client.ApiException):  # 409: a reused cluster has it already
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=SYSTEM_NAMESPACE)))
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-k", str(RBAC_DIR))
-    directory = tmp_path_factory.mktemp("identities")
-
-    def kubeconfig_of(account: str) -> Path:
-        token = core.create_namespaced_service_account_token(
-            account,
-            SYSTEM_NAMESPACE,
-            client.AuthenticationV1TokenRequest(
-                spec=client.V1TokenRequestSpec(audiences=[TOKEN_AUDIENCE], expiration_seconds=TOKEN_SECONDS)
-            ),
-        ).status.token
-        user = f"system:serviceaccount:{SYSTEM_NAMESPACE}:{account}"
-        return cluster.write_kubeconfig(directory / f"{account}.kubeconfig", user=user, token=token)
-
-    return Identities(operator=kubeconfig_of("jobgate-operator"), api=kubeconfig_of("jobgate-api"))
+) -> identity.Identities:
+    """Kubeconfigs of deploy/'s ServiceAccounts (its RBAC applied), as `make dev` uses them."""
+    return identity.issue(cluster, tmp_path_factory.mktemp("identities"))
 
 
 class OperatorProcess:
@@ -204,7 +173,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def jobgate_operator(
-    identities: Identities, crd: str, tmp_path_factory: pytest.TempPathFactory
+    identities: identity.Identities, crd: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     operator = OperatorProcess(
         kubeconfig=identities.operator, log_path=tmp_path_factory.mktemp("operator") / "operator.log"
@@ -218,7 +187,7 @@ def jobgate_operator(
 
 @pytest.fixture
 def operator_processes(
-    identities: Identities, crd: str, tmp_path: Path
+    identities: identity.Identities, crd: str, tmp_path: Path
 ) -> Iterator[Callable[..., OperatorProcess]]:
     started: list[OperatorProcess] = []
 

@@ -171,6 +171,11 @@ def test_the_tenants_are_a_checked_list(monkeypatch: pytest.MonkeyPatch) -> None
 def test_a_tenant_with_file_working_dirs_gets_a_privileged_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load(monkeypatch, {"JOBGATE_FILE_URI_ROOTS": "acme=/srv/acme"})
     assert config.pod_security_for(settings, "acme") is config.PodSecurityLevel.PRIVILEGED  # hostPath
-    assert config.pod_security_for(settings, "beta") is config.PodSecurityLevel.BASELINE
+    assert config.pod_security_for(settings, "beta") is config.PodSecurityLevel.RESTRICTED
+    # A pool whose jobs run as their image's user (root, maybe): restricted would refuse them.
+    as_image = load(
+        monkeypatch, {"JOBGATE_POD_PROFILES": '[{"pools": ["pool-legacy"], "runAsImageUser": true}]'}
+    )
+    assert config.pod_security_for(as_image, "beta") is config.PodSecurityLevel.BASELINE
     with pytest.raises(policy.SettingsError, match="JOBGATE_POD_SECURITY_LEVEL"):
-        load(monkeypatch, {"JOBGATE_POD_SECURITY_LEVEL": "restricted"})
+        load(monkeypatch, {"JOBGATE_POD_SECURITY_LEVEL": "loose"})

@@ -51,6 +51,7 @@ def test_the_seed_job_runs_its_entrypoint_with_its_resources_and_env() -> None:
     assert container["env"] == [
         {"name": "SOURCE_REGION", "value": "suzhou_std"},
         {"name": "DEPLOY_REGION", "value": "suzhou_std"},
+        {"name": "HOME", "value": podspec.JOB_HOME},  # the job's user has no home in the image
         {"name": "PYTHONPATH", "value": podspec.SITE_PACKAGES},  # where pip installed
     ]
     assert container["image"] == "python:3.11-slim"
@@ -64,7 +65,7 @@ def test_the_seed_job_runs_its_entrypoint_with_its_resources_and_env() -> None:
     assert requirements == "numpy==1.24\nscipy==1.11.0"
     assert "pip install --no-cache-dir" in script
     assert f"--target {podspec.SITE_PACKAGES}" in script
-    job_env = container["env"][:2]
+    job_env = container["env"][:3]
     assert install["env"] == job_env  # the job's own (a proxy, say); pip's own index
     mirror = config.Config(file_uri_root="/usr1", pip_index_url="http://pypi.mirror.local/simple")
     (_, install) = pod_init(render(configuration=mirror))
@@ -260,9 +261,16 @@ def test_the_apis_check_refuses_exactly_what_rendering_refuses() -> None:
     assert caught.value.field == "spec.resources.gpus"
 
 
-def test_every_container_is_stripped_of_privileges() -> None:
+def test_every_container_is_stripped_of_privileges_and_runs_as_an_ordinary_user() -> None:
     pod = render(runtimeEnv={"working_dir": "https://example.com/job.zip"})
-    assert pod["spec"]["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    assert pod["spec"]["securityContext"] == {
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+        "runAsGroup": 1000,
+        "fsGroup": 1000,
+        "fsGroupChangePolicy": "OnRootMismatch",
+    }
     containers = [*pod["spec"]["initContainers"], *pod["spec"]["containers"]]
     assert [c["name"] for c in containers] == [podspec.FETCH_CONTAINER, podspec.MAIN_CONTAINER]
     for container in containers:
@@ -459,3 +467,20 @@ def test_a_profile_can_never_take_a_volume_name_of_the_pods_own() -> None:
     own = {v["name"] for v in pod["spec"]["volumes"] if "persistentVolumeClaim" not in v}
     assert own == {"jobgate", podspec.SOURCE_VOLUME, "dshm"}
     assert own <= profiles.RESERVED_VOLUMES
+
+
+def test_a_pool_whose_profile_says_so_runs_as_its_images_user() -> None:
+    """runAsImageUser (root, maybe, for images that need it): no user is set, nor HOME; the
+    job's own HOME always stays."""
+    as_image = config.Config(
+        file_uri_root="/usr1",
+        pod_profiles=[{"pools": ["pool-legacy"], "runAsImageUser": True}],
+        job_user=2000,
+    )
+    pod = render(configuration=as_image, poolLabels=["pool-legacy"])
+    assert pod["spec"]["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    assert "HOME" not in {item["name"] for item in main_container(pod)["env"]}
+    elsewhere = render(configuration=as_image, poolLabels=["pool-cpu"])
+    assert elsewhere["spec"]["securityContext"]["runAsUser"] == 2000
+    own_home = render(runtimeEnv={"env_vars": {"HOME": "/work"}})
+    assert {"name": "HOME", "value": "/work"} in main_container(own_home)["env"]

@@ -129,25 +129,31 @@ def test_when_tenants_are_listed_no_other_gets_a_namespace(
         assert http.post("/api/jobs", json=JOB).status_code == 200
 
 
-def test_a_tenant_namespace_enforces_the_baseline_pod_security_standard(
+def test_a_tenant_namespace_enforces_the_restricted_pod_security_standard(
     api_servers: ApiServers, tenant: str, kube: client.ApiClient
 ) -> None:
+    """Job pods meet `restricted` (an ordinary user, nothing to gain); a root pod, or one on
+    the host's network, is refused there, even the cluster admin's."""
     # No file:// root here: those mount a node directory, which only `privileged` allows.
-    server = api_servers.start("baseline", JOBGATE_FILE_URI_ROOT="")
+    server = api_servers.start("restricted", JOBGATE_FILE_URI_ROOT="")
     with server.client(tenant) as http:
         assert http.post("/api/jobs", json={**JOB, "submission_id": "meets-it"}).status_code == 200
         assert wait_status(http, "/api/jobs/app-meets-it", "SUCCEEDED")  # job pods meet it
     namespace = names.tenant_namespace(tenant, prefix=names.DEFAULT_NAMESPACE_PREFIX)
     core = client.CoreV1Api(kube)
     labels = core.read_namespace(namespace).metadata.labels
-    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
-    host = client.V1Pod(
-        metadata=client.V1ObjectMeta(name="on-the-host"),
-        spec=client.V1PodSpec(host_network=True, containers=[client.V1Container(name="c", image="x")]),
-    )
-    with pytest.raises(client.ApiException) as refused:
-        core.create_namespaced_pod(namespace, host)  # even the cluster's admin, in that namespace
-    assert refused.value.status == 403
-    assert (
-        'violates PodSecurity "baseline:latest": host namespaces' in json.loads(refused.value.body)["message"]
-    )
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    for name, spec, violation in (
+        ("on-the-host", {"host_network": True}, "host namespaces"),
+        ("as-root", {"security_context": client.V1PodSecurityContext(run_as_user=0)}, "runAsUser=0"),
+    ):
+        pod = client.V1Pod(
+            metadata=client.V1ObjectMeta(name=name),
+            spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="x")], **spec),
+        )
+        with pytest.raises(client.ApiException) as refused:
+            core.create_namespaced_pod(namespace, pod)  # even the cluster's admin, in that namespace
+        assert refused.value.status == 403
+        said = json.loads(refused.value.body)["message"]
+        assert 'violates PodSecurity "restricted:latest"' in said
+        assert violation in said

@@ -16,12 +16,13 @@ from kubernetes import client
 from waiting import eventually
 
 from jobgate.devcluster import LocalCluster
+from jobgate.devcluster import identities as identity
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = REPO_ROOT / "deploy"
-SYSTEM_NAMESPACE = "jobgate-system"
-OPERATOR = f"system:serviceaccount:{SYSTEM_NAMESPACE}:jobgate-operator"
-API = f"system:serviceaccount:{SYSTEM_NAMESPACE}:jobgate-api"
+SYSTEM_NAMESPACE = identity.SYSTEM_NAMESPACE
+OPERATOR = f"system:serviceaccount:{SYSTEM_NAMESPACE}:{identity.OPERATOR}"
+API = f"system:serviceaccount:{SYSTEM_NAMESPACE}:{identity.API}"
 TENANT_NAMESPACE = "jobgate-t-acme"  # any namespace: the roles are cluster-wide
 
 # (who, verb, resource, namespace or None for all, allowed)

@@ -71,8 +71,11 @@ def _install_crd(kube: client.ApiClient) -> None:
 
 @pytest.fixture(scope="module")
 def workdir_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where file:// working dirs live on the node (the real node sees the host's files)."""
-    return tmp_path_factory.mktemp("workdirs")
+    """Where file:// working dirs live on the node (the real node sees the host's files),
+    readable by the jobs' user, as a cluster operator makes it (pytest's are the owner's only)."""
+    root = tmp_path_factory.mktemp("workdirs")
+    root.chmod(0o755)
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -312,21 +315,24 @@ def test_a_failing_job_reports_its_exit_code(
     assert job["status"]["exitCode"] == 7
 
 
-def test_a_job_runs_without_capabilities_or_a_way_to_gain_privileges(
+def test_a_job_runs_as_an_ordinary_user_without_capabilities_or_a_way_to_gain_privileges(
     real_kube: client.ApiClient, real_namespace: str, real_operator: None
 ) -> None:
-    # Root in the image, but an ordinary user in effect: no capability, no_new_privs, and the
-    # runtime's seccomp filter (mode 2). chown needs CAP_CHOWN, which root here has not.
+    # Root in the image, but the job's user here (uid and gid 1000, HOME writable), with no
+    # capability, no_new_privs, and the runtime's seccomp filter (mode 2). chown needs
+    # CAP_CHOWN, which the job has not.
     job = _run_job(
         real_kube,
         real_namespace,
-        entrypoint="grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; "
-        "touch /tmp/f && chown 1:1 /tmp/f || echo chown refused",
+        entrypoint="grep -E '^(Uid|Gid|CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; "
+        "touch ~/f && chown 1:1 ~/f || echo chown refused",
     )
     assert job["status"]["state"] == "SUCCEEDED", job["status"]
     logs = _job_log(real_kube, real_namespace, job)
     said = dict(line.split(":\t", 1) for line in logs.splitlines() if ":\t" in line)
     assert said == {
+        "Uid": "1000\t1000\t1000\t1000",
+        "Gid": "1000\t1000\t1000\t1000",
         "CapEff": "0000000000000000",
         "CapBnd": "0000000000000000",
         "NoNewPrivs": "1",
