@@ -103,8 +103,9 @@ class Packages:
         return self._shelf.chunks(space, name)
 
     def remove_unused(self, *, idle_since: float, in_use: Collection[tuple[str, str]]) -> list[str]:
-        """Remove the packages (and abandoned uploads) unwanted since `idle_since` (epoch
-        seconds) that no unfinished Job uses (`in_use`: (space, name)); what was removed."""
+        """Remove the packages unwanted since `idle_since` (epoch seconds) that no unfinished
+        Job uses (`in_use`: (space, name)), and in a directory the uploads a killed process
+        left; what was removed."""
         return self._shelf.remove_unused(idle_since=idle_since, in_use=in_use)
 
     async def save(self, protocol: str, name: str, body: AsyncIterator[bytes], *, space: str) -> None:
@@ -276,7 +277,10 @@ class StoreShelf:
             space, _, name = package.partition("/")
             last = max(written, wanted.get(package, written))
             if (space, name) not in in_use and last.timestamp() < idle_since:
-                unused.append(package)
+                # Wanted since it was listed (Ray's client asked, a job starts)? Then it stays.
+                again = self._store.modified(_WANTED + package)
+                if again is None or again.timestamp() < idle_since:
+                    unused.append(package)
         self._store.delete([prefix + package for package in unused for prefix in (_PACKAGES, _WANTED)])
         return unused
 

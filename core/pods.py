@@ -138,17 +138,25 @@ class Pods:
         return self.open_log(namespace, name, container=container, follow=True)
 
     def open_log(
-        self, namespace: str, name: str, *, container: str, follow: bool, limit_bytes: int | None = None
+        self,
+        namespace: str,
+        name: str,
+        *,
+        container: str,
+        follow: bool,
+        limit_bytes: int | None = None,
+        idle_timeout: float | None = None,
     ) -> LogStream:
         """The container's log from the start, as a stream: to its end so far, or (`follow`)
-        until the container ends; at most `limit_bytes` when given."""
+        until the container ends; at most `limit_bytes` when given. Followed, a quiet
+        container may send nothing for long: the stream waits for it, or raises urllib3's
+        `ReadTimeoutError` once it said nothing for `idle_timeout` seconds."""
         query = {"container": container}
         if follow:
             query["follow"] = "true"
         if limit_bytes is not None:
             query["limitBytes"] = str(limit_bytes)
-        # Following, a quiet container may send nothing for long: no read timeout then.
-        timeout = (clients.TIMEOUT, None if follow else clients.TIMEOUT)
+        timeout = (clients.TIMEOUT, idle_timeout if follow else clients.TIMEOUT)
         return LogStream(self._log(namespace, name, query, timeout=timeout))
 
     def _log(

@@ -368,8 +368,9 @@ class LocalCluster:
     def write_kubeconfig(self, path: Path, *, user: str, token: str) -> Path:
         """A kubeconfig for this cluster acting as `user` with a bearer `token` (e.g. a
         ServiceAccount's, from the TokenRequest API), readable by its owner only."""
+        path.touch(mode=0o600)  # the token is never readable by others, not even for a moment
+        path.chmod(0o600)  # (touch keeps the mode of a file that was there)
         path.write_text(_kubeconfig(server=self.server, ca_file=self.ca_file, user=user, token=token))
-        path.chmod(0o600)
         return path
 
     def kubectl(

@@ -3,9 +3,9 @@ the pod: the API reads a job's log from there once its pod is gone (stopped, TTL
 
 What is archived, under `names.log_key` (the Job's namespace, name, uid, and the attempt):
 - a pod that ended (Succeeded, Failed), so every attempt of a retried job: its whole log;
-- a pod deleted while it runs (a stop, a deadline): its log is followed from just before the
-  delete (`follow`) to the container's end, in a thread of its own (at most `MAX_FOLLOWS` at
-  once) and for at most `FOLLOW_BOUND`.
+- a pod deleted while it runs (a stop, a deadline, someone's delete): its log is followed
+  from just before the delete (`follow`) to the container's end, in a thread of its own (at
+  most `MAX_FOLLOWS` at once), until the log ends or stays silent for `FOLLOW_SILENCE`.
 
 Two steps, each retried with back-off: the log is copied from the kubelet into a spool file
 on local disk (cut at `log_archive_max_bytes`, the cut marked in it), then uploaded
@@ -42,12 +42,17 @@ from jobgate.operator import metrics, pods, podspec, queueing
 logger = logging.getLogger(__name__)
 
 CUT_MARK: Final = "\n[jobgate: the log is cut here, at the archive's limit of {limit} bytes]\n"
-# A stopped pod's log is followed to its container's end: at most the pod's grace period
-# (Kubernetes' default, 30 s; jobgate sets none) and as long again.
-FOLLOW_BOUND: Final = 60.0
+# A stopped pod's log is followed until the container ends, which is within the pod's grace
+# period (Kubernetes' default, 30 s; jobgate sets none), or until it says nothing for twice
+# that: a kubelet that never ends a followed log (kwok's) must not hold a thread forever.
+FOLLOW_SILENCE: Final = 60.0
 FOLLOW_MARK: Final = (
-    "\n[jobgate: the log was still open {bound:.0f} s after the pod's stop; archived as far as it came]\n"
+    "\n[jobgate: the log said nothing for {silence:.0f} s after the pod's stop; archived as far as it came]\n"
 )
+# How long a stop waits for the followed log to open before it deletes the pod: the log's
+# end goes with the pod unless it is open, but a kubelet that does not answer must not hold
+# up the stop (the log is then read as it is, if the pod is still there).
+FOLLOW_OPEN_WAIT: Final = 5.0
 # Logs followed at once, each by a thread of its own holding one apiserver connection.
 MAX_FOLLOWS: Final = 64
 _CHUNK: Final = 1 << 16
@@ -62,8 +67,6 @@ class _Log:
 
     job: jobs.JobRef
     pod: str
-    stream: kube_pods.LogStream | None = None  # opened before the pod's delete: follow it
-    followed: bool = False  # this copy follows `stream`
     spool: Path | None = None
     failures: int = 0
 
@@ -109,8 +112,9 @@ class Archiver:
         self._add(names.log_key(job.namespace, job.name, job.uid, attempt), _Log(job=job, pod=pod))
 
     def follow(self, job: jobs.JobRef, pod: str, attempt: int) -> None:
-        """The attempt's pod is about to be deleted while it may run: follow its log from now
-        to the container's end (a stream opened now outlives the delete)."""
+        """The attempt's pod is about to be deleted while it may run (or is being deleted):
+        follow its log to the container's end (a stream opened before the delete outlives
+        it). Returns once the stream is open, or after FOLLOW_OPEN_WAIT."""
         key = names.log_key(job.namespace, job.name, job.uid, attempt)
         if self._known(key):
             return
@@ -121,24 +125,17 @@ class Archiver:
             )
             self.ended(job, pod, attempt)
             return
-        try:
-            stream = self._pod_api.open_log(job.namespace, pod, container=podspec.MAIN_CONTAINER, follow=True)
-        except (kube_pods.PodGoneError, kube_pods.LogNotReadyError):
-            self._follows.release()
-            return  # its container never started: there is no log
-        except (clients.UnreachableError, clients.RefusedError) as e:
-            self._follows.release()
-            logger.warning("job %s: cannot follow the log of pod %s to archive it: %s", job, pod, e)
-            return
-        task = _Log(job=job, pod=pod, stream=stream)
+        task = _Log(job=job, pod=pod)
         if not self._add(key, task, queued=False):
             self._follows.release()
             return
+        opened = threading.Event()
         # A thread of its own: the container may take its whole grace period to end, and a
         # worker waiting for it would hold up every other log.
         threading.Thread(
-            target=self._spool_followed, args=(key, task), name="jobgate-log-follow", daemon=True
+            target=self._spool_followed, args=(key, task, opened), name="jobgate-log-follow", daemon=True
         ).start()
+        opened.wait(FOLLOW_OPEN_WAIT)
 
     def remove(self, job: jobs.JobRef) -> None:
         """The Job is deleted: so is its archive."""
@@ -154,28 +151,40 @@ class Archiver:
         """Whether the task is taken (not if it is done or under way); `queued`: for the workers."""
         with self._lock:
             if key in self._pending or (isinstance(task, _Log) and key in self._archived):
-                if isinstance(task, _Log) and task.stream is not None:
-                    task.stream.close()
                 return False
             self._pending[key] = task
         if queued:
             self._queue.add(key, queueing.Trigger())
         return True
 
-    def _spool_followed(self, key: str, log: _Log) -> None:
-        """Copy a followed log to its spool file, then leave the upload to the workers (who
-        read the log afresh if this failed)."""
+    def _spool_followed(self, key: str, log: _Log, opened: threading.Event) -> None:
+        """Follow the log into its spool file (`opened` set once the stream is open, or could
+        not be), then leave the upload to the workers, who read the log afresh if this failed."""
         try:
-            log.spool = self._copy(key, log)
-        except _BROKEN as e:
+            try:
+                stream = self._pod_api.open_log(
+                    log.job.namespace,
+                    log.pod,
+                    container=podspec.MAIN_CONTAINER,
+                    follow=True,
+                    idle_timeout=FOLLOW_SILENCE,
+                )
+            finally:
+                opened.set()
+            log.spool = self._spool(key, stream, followed=True)
+        except (kube_pods.PodGoneError, kube_pods.LogNotReadyError):
+            with self._lock:
+                del self._pending[key]  # its container never started: there is no log
+            return
+        except (*_BROKEN, clients.UnreachableError, clients.RefusedError) as e:
             logger.warning(
-                "job %s: following the log of pod %s broke (%s); reading it again", log.job, log.pod, e
+                "job %s: following the log of pod %s failed (%s); reading it again", log.job, log.pod, e
             )
         except Exception:
             logger.exception("job %s: following the log of pod %s failed", log.job, log.pod)
         finally:
             self._follows.release()
-            self._queue.add(key, queueing.Trigger())
+        self._queue.add(key, queueing.Trigger())
 
     def _work(self, key: str, _: queueing.Trigger) -> None:
         task = self._pending[key]
@@ -207,8 +216,15 @@ class Archiver:
             del self._pending[key]
 
     def _archive(self, key: str, log: _Log) -> None:
-        if log.spool is None:
-            log.spool = self._copy(key, log)
+        if log.spool is None or not log.spool.exists():  # not copied yet, or the copy is lost
+            stream = self._pod_api.open_log(
+                log.job.namespace,
+                log.pod,
+                container=podspec.MAIN_CONTAINER,
+                follow=False,
+                limit_bytes=self._config.log_archive_max_bytes + 1,
+            )
+            log.spool = self._spool(key, stream, followed=False)
         self._store.upload(key, log.spool)
         with self._lock:
             self._archived.add(key)
@@ -216,47 +232,22 @@ class Archiver:
         metrics.LOG_ARCHIVES.labels("archived").inc()
         logger.info("job %s: archived the log of pod %s as %s", log.job, log.pod, self._store.url(key))
 
-    def _copy(self, key: str, log: _Log) -> Path:
-        """The pod's log in a spool file, at most the archive's limit (then the cut is marked)."""
+    def _spool(self, key: str, stream: kube_pods.LogStream, *, followed: bool) -> Path:
+        """The log in a spool file, at most the archive's limit (then the cut is marked)."""
         limit = self._config.log_archive_max_bytes
-        stream, log.stream = log.stream, None  # a broken stream is read afresh (not followed) next time
-        log.followed = stream is not None
-        if stream is None:
-            stream = self._pod_api.open_log(
-                log.job.namespace,
-                log.pod,
-                container=podspec.MAIN_CONTAINER,
-                follow=False,
-                limit_bytes=limit + 1,
-            )
-        bounded = threading.Event()  # set when a followed stream is closed at its bound
-        opened = stream
-
-        def close_at_bound() -> None:
-            bounded.set()
-            opened.close()
-
-        # Followed, it ends with the container, within the pod's grace period, unless the
-        # kubelet never ends it (kwok's does not): then it is closed, and what came is kept.
-        bound = threading.Timer(FOLLOW_BOUND, close_at_bound) if log.followed else None
-        if bound is not None:
-            bound.start()
         spool = self._spool_dir / f"{names.digest(key, length=16)}.log"
         try:
             with spool.open("wb") as out:
                 try:
                     write_capped(stream.chunks(_CHUNK), out, limit=limit)
-                except _BROKEN:
-                    if not bounded.is_set():
-                        raise  # broken on the way, not closed at the bound
-                if bounded.is_set():
-                    out.write(FOLLOW_MARK.format(bound=FOLLOW_BOUND).encode())
+                except urllib3.exceptions.ReadTimeoutError:
+                    if not followed:
+                        raise
+                    out.write(FOLLOW_MARK.format(silence=FOLLOW_SILENCE).encode())
         except BaseException:
             spool.unlink(missing_ok=True)
             raise
         finally:
-            if bound is not None:
-                bound.cancel()
             stream.close()
         return spool
 

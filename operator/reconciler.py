@@ -190,14 +190,23 @@ class Reconciler:
             if pod is None and name != current:
                 self._departed.pop((job.ref.uid, name), None)
                 continue  # an earlier attempt's pod, gone: nothing to tell
-            if pod is not None and self._archiver is not None and pods.finished(pod):
-                self._archiver.ended(job.ref, name, pods.attempt(pod))
+            if pod is not None and self._archiver is not None:
+                self._archive(job, pod)
             observed = self._gone(job, last_seen) if pod is None else self._seen(job, pod)
             after = self._carry_out(job, observed)
             self._departed.pop((job.ref.uid, name), None)
             if after is None:
                 return
             job = after  # what was written is the base of the next decision
+
+    def _archive(self, job: jobs.Job, pod: dict[str, Any]) -> None:
+        """An ended pod's log is archived; a pod being deleted while it runs (someone else's
+        delete, a preemption) has its log followed to its end."""
+        assert self._archiver is not None
+        if pods.finished(pod):
+            self._archiver.ended(job.ref, pods.name(pod), pods.attempt(pod))
+        elif pods.terminating(pod):
+            self._archiver.follow(job.ref, pods.name(pod), pods.attempt(pod))
 
     def _gone(self, job: jobs.Job, last_seen: Mapping[str, Any] | None) -> lifecycle.PodGone:
         """The pod vanished; whether its node did too (read only then, and not for a job

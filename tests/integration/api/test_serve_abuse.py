@@ -489,7 +489,11 @@ def test_shell_metacharacters_reach_the_pod_as_data_and_run_nowhere_here(
     (pod,) = client.CoreV1Api(kube).list_namespaced_pod(namespace).items
     (container,) = pod.spec.containers
     assert container.command == ["/bin/sh", "-c", podspec.RUN_SCRIPT, "jobgate", entrypoint]
-    assert {var.name: var.value for var in container.env} == {**env, "PYTHONPATH": podspec.SITE_PACKAGES}
+    assert {var.name: var.value for var in container.env} == {
+        **env,
+        "HOME": podspec.JOB_HOME,
+        "PYTHONPATH": podspec.SITE_PACKAGES,
+    }
     fetch, install = pod.spec.init_containers
     assert fetch.command[:5] == ["python3", "-c", podspec.FETCH_SCRIPT, working_dir, podspec.WORKING_DIR]
     assert install.command == ["/bin/sh", "-c", podspec.INSTALL_SCRIPT, "jobgate", "\n".join(pip)]

@@ -30,6 +30,7 @@ def test_the_seed_job_gets_its_pod_and_succeeds(jobs: Jobs) -> None:
     assert {(e.name, e.value) for e in container.env} == {
         ("SOURCE_REGION", "suzhou_std"),
         ("DEPLOY_REGION", "suzhou_std"),
+        ("HOME", podspec.JOB_HOME),  # the job's user has no home in the image
         ("PYTHONPATH", podspec.SITE_PACKAGES),  # where pip installed the requirements
     }
     assert container.command[-1] == "python script.py"
