@@ -531,19 +531,9 @@ def load(suite: Suite) -> dict[str, Any]:
                 time.sleep(0.5)
             call("list", lambda: http.get(f"{base}/api/jobs?limit=20", headers=headers))
 
-    api_pid = suite.jobgate.pid(stack.api_process("stored"))
-    rss: list[float] = []
-    sampling = threading.Event()
-
-    def sample() -> None:
-        while not sampling.wait(1.0):
-            rss.append(measure.rss_mb(api_pid))
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
     started = time.monotonic()
-    measure.in_parallel(clients, client_loop, clients=clients)
-    sampling.set()
+    with measure.PeakRss(suite.jobgate.pid(stack.api_process("stored")), period=1.0) as api_rss:
+        measure.in_parallel(clients, client_loop, clients=clients)
     elapsed = time.monotonic() - started
     limit_mb = _api_memory_limit_mb()
     requests = sum(len(v) for v in latencies.values())
@@ -558,9 +548,9 @@ def load(suite: Suite) -> dict[str, Any]:
             kind: measure.percentiles(values) | {"requests": len(values)}
             for kind, values in latencies.items()
         },
-        "api_rss_mb_max": round(max(rss, default=0.0), 1),
+        "api_rss_mb_max": round(api_rss.peak_mb, 1),
         "api_memory_limit_mb": limit_mb,
-        "api_within_memory_limit": max(rss, default=0.0) < limit_mb,
+        "api_within_memory_limit": api_rss.peak_mb < limit_mb,
     }
     print(f"  {figures}", flush=True)
     return figures

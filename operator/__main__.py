@@ -34,7 +34,7 @@ def main() -> None:
     queue: queueing.WorkQueue[reconciler.Key] = queueing.WorkQueue()
     # One connection per thread: the reconciler's workers, and the log archive's workers,
     # followed logs and sweep.
-    archiving = settings.log_archive_workers + archiver.MAX_FOLLOWS + 1
+    archiving = settings.log_archive_workers + settings.log_archive_max_follows + 1
     kube = client.Client.connect(connections=settings.workers + archiving)
     job_api, pod_api = jobs.Jobs(kube), pods.Pods(kube)
     store = objectstore.ObjectStore.connect(settings, connections=settings.log_archive_workers + 1)

@@ -5,7 +5,9 @@ What is archived, under `names.log_key` (the Job's namespace, name, uid, and the
 - a pod that ended (Succeeded, Failed), so every attempt of a retried job: its whole log;
 - a pod deleted while it runs (a stop, a deadline, someone's delete): its log is followed
   from just before the delete (`follow`) to the container's end, in a thread of its own (at
-  most `MAX_FOLLOWS` at once), until the log ends or stays silent for `FOLLOW_SILENCE`.
+  most `log_archive_max_follows` at once), until the log ends or stays silent for
+  `FOLLOW_SILENCE`. Past that many, a stopped pod's log is read as it is once a worker gets
+  to it: without its last lines, or not at all if the pod is gone by then.
 
 Two steps, each retried with back-off: the log is copied from the kubelet into a spool file
 on local disk (cut at `log_archive_max_bytes`, the cut marked in it), then uploaded
@@ -53,8 +55,6 @@ FOLLOW_MARK: Final = (
 # end goes with the pod unless it is open, but a kubelet that does not answer must not hold
 # up the stop (the log is then read as it is, if the pod is still there).
 FOLLOW_OPEN_WAIT: Final = 5.0
-# Logs followed at once, each by a thread of its own holding one apiserver connection.
-MAX_FOLLOWS: Final = 64
 _CHUNK: Final = 1 << 16
 # A log stream that broke on the way (the kubelet or the apiserver went away): copied again.
 _BROKEN: Final = (urllib3.exceptions.HTTPError, OSError)
@@ -96,7 +96,7 @@ class Archiver:
         self._pending: dict[str, _Log | _Removal] = {}  # by key (a folder, for a removal)
         self._archived: set[str] = set()  # keys in the store, as far as this process knows
         self._spool_dir = Path(tempfile.mkdtemp(prefix="jobgate-log-spool-", dir=config.log_spool_dir))
-        self._follows = threading.BoundedSemaphore(MAX_FOLLOWS)  # logs followed at once
+        self._follows = threading.BoundedSemaphore(config.log_archive_max_follows)  # logs followed at once
         metrics.LOG_ARCHIVE_BACKLOG.set_function(lambda: len(self._pending))
 
     def start(self) -> None:
@@ -121,7 +121,10 @@ class Archiver:
         if not self._follows.acquire(blocking=False):
             # So many stops at once: the log as far as it is when a worker reads it.
             logger.warning(
-                "job %s: %d logs followed already; pod %s's is read as it is", job, MAX_FOLLOWS, pod
+                "job %s: %d logs followed already; pod %s's is read as it is",
+                job,
+                self._config.log_archive_max_follows,
+                pod,
             )
             self.ended(job, pod, attempt)
             return

@@ -19,6 +19,7 @@ DEFAULT_WORKERS: Final = 16
 DEFAULT_RESYNC_SECONDS: Final = 60
 DEFAULT_LEASE_SECONDS: Final = 15  # client-go's default leader-election lease duration
 DEFAULT_ARCHIVE_WORKERS: Final = 4
+DEFAULT_ARCHIVE_MAX_FOLLOWS: Final = 256
 DEFAULT_ARCHIVE_SWEEP_SECONDS: Final = 600
 
 
@@ -53,6 +54,9 @@ class Config(policy.JobPolicy):
     # often the archive is swept (what is missing archived, a deleted Job's archive removed),
     # and where logs wait on local disk for the store (each at most log_archive_max_bytes).
     log_archive_workers: int = pydantic.Field(default=DEFAULT_ARCHIVE_WORKERS, ge=1)
+    # Stopped pods' logs followed at once, each by a thread and an apiserver connection;
+    # past it, a stopped pod's log is read as it is once a worker gets to it.
+    log_archive_max_follows: int = pydantic.Field(default=DEFAULT_ARCHIVE_MAX_FOLLOWS, ge=1)
     log_archive_sweep_seconds: int = pydantic.Field(default=DEFAULT_ARCHIVE_SWEEP_SECONDS, ge=1)
     log_spool_dir: pathlib.Path | None = None  # the system's temporary directory when unset
 
