@@ -60,6 +60,11 @@ _WANTED: Final = "packages-wanted/"
 _DIGEST: Final = "sha256"  # the metadata that names a stored package's bytes
 
 
+def _key(kind: str, space: str, name: str) -> str:
+    """A package's object (`kind` _PACKAGES), or its wanted-marker (_WANTED)."""
+    return f"{kind}{space}/{name}"
+
+
 class Shelf(Protocol):
     """Where the packages' bytes are. Names are checked before they get here."""
 
@@ -245,15 +250,15 @@ class StoreShelf:
 
     def has(self, space: str, name: str, *, touch: bool) -> bool:
         try:
-            self._store.metadata(_PACKAGES + f"{space}/{name}")
+            self._store.metadata(_key(_PACKAGES, space, name))
         except objectstore.MissingError:
             return False
         if touch:
-            self._store.mark(_WANTED + f"{space}/{name}")
+            self._store.mark(_key(_WANTED, space, name))
         return True
 
     def put(self, space: str, name: str, upload: Path, *, digest: str) -> None:
-        key = _PACKAGES + f"{space}/{name}"
+        key = _key(_PACKAGES, space, name)
         if not self._store.create(key, upload, metadata={_DIGEST: digest}):
             try:
                 kept = self._store.metadata(key).get(_DIGEST)
@@ -261,11 +266,11 @@ class StoreShelf:
                 raise objectstore.UnavailableError(f"package {name} was removed during its upload") from None
             if kept != digest:
                 raise errors.PackageTakenError(f"package {URI_PREFIX}{name}")
-        self._store.mark(_WANTED + f"{space}/{name}")
+        self._store.mark(_key(_WANTED, space, name))
 
     def chunks(self, space: str, name: str) -> Iterator[bytes] | None:
         try:
-            return self._store.chunks(_PACKAGES + f"{space}/{name}")
+            return self._store.chunks(_key(_PACKAGES, space, name))
         except objectstore.MissingError:
             return None
 
